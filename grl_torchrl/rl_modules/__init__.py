@@ -1,0 +1,31 @@
+"""Value and Q networks and the gym simulator (the ``grl.rl_modules`` API on TorchRL)."""
+
+from grl_torchrl.rl_modules.simulator import (
+    GymEnvSimulator,
+    NumpyPolicyWrapper,
+    evaluation_summary,
+    to_records,
+)
+from grl_torchrl.rl_modules.value_networks import (
+    DoubleQNetwork,
+    DoubleVNetwork,
+    EnsembleQNetwork,
+    EnsembleVNetwork,
+    OneShotValueFunction,
+    QNetwork,
+    VNetwork,
+)
+
+__all__ = [
+    "DoubleQNetwork",
+    "DoubleVNetwork",
+    "EnsembleQNetwork",
+    "EnsembleVNetwork",
+    "GymEnvSimulator",
+    "NumpyPolicyWrapper",
+    "OneShotValueFunction",
+    "QNetwork",
+    "VNetwork",
+    "evaluation_summary",
+    "to_records",
+]
