@@ -1,8 +1,417 @@
-# PLACEHOLDER — replaced by the networks work (issue 2).
-class QNetwork: ...
-class DoubleQNetwork: ...
-class EnsembleQNetwork: ...
-class VNetwork: ...
-class DoubleVNetwork: ...
-class EnsembleVNetwork: ...
-class OneShotValueFunction: ...
+"""Q and V networks built from GenerativeRL configs, as TensorDict modules.
+
+Every network is a :class:`tensordict.nn.TensorDictModuleBase` answering three call styles:
+
+* TorchRL: ``net(td)`` reads ``in_keys`` and writes ``out_keys[0]`` into ``td``;
+* keywords: ``q(observation=o, action=a)`` returns the tensor;
+* upstream: ``q(action, state)``, ``v(state, condition=None)`` return the tensor.
+
+Ensembles (:class:`EnsembleQNetwork`, :class:`EnsembleVNetwork`; the double networks are their
+two-head, ``min`` case) keep their heads' parameters stacked and evaluate all heads in one pass.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from tensordict.utils import NestedKey
+
+from grl_torchrl.rl_modules.critic_base import CriticBase, build_critic_model
+from grl_torchrl.rl_modules.ensemble import (
+    call_stacked,
+    fused_mlp_path,
+    run_fused_mlp,
+    stack_modules,
+)
+
+__all__ = [
+    "DoubleQNetwork",
+    "DoubleVNetwork",
+    "EnsembleQNetwork",
+    "EnsembleVNetwork",
+    "OneShotValueFunction",
+    "QNetwork",
+    "VNetwork",
+]
+
+_REDUCTIONS = ("min", "mean", "max", "none")
+
+
+class _SingleCritic(CriticBase):
+    def __init__(
+        self,
+        config: Mapping,
+        *,
+        in_keys: Sequence[NestedKey] | None = None,
+        out_keys: Sequence[NestedKey] | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.model = build_critic_model(config, q=self.is_q, owner=type(self).__name__)
+        self._init_io(config, in_keys, out_keys)
+
+    def _evaluate(self, inputs: dict[str, Any]) -> torch.Tensor:
+        order = self._backbone_order(inputs)
+        embeddings = [self.model[f"{role}_encoder"](inputs[role]) for role in order]
+        return self.model["backbone"](*embeddings)
+
+
+class QNetwork(_SingleCritic):
+    """Q(s, a) from a GenerativeRL config (``backbone``, ``state_encoder``, ``action_encoder``,
+    optional ``condition_encoder``).
+
+    Reads ``["observation", "action"]`` (+ ``"condition"`` when the config has a
+    ``condition_encoder``) and writes ``"state_action_value"``. The backbone receives the
+    encoded ``(action, state[, condition])``, in that order (upstream's).
+
+    Examples:
+        >>> import torch
+        >>> from tensordict import TensorDict
+        >>> from grl_torchrl import QNetwork
+        >>> cfg = {"backbone": {"type": "ConcatenateMLP", "args": {
+        ...     "hidden_sizes": [5, 16], "output_size": 1, "activation": "relu"}}}
+        >>> q = QNetwork(cfg)
+        >>> obs, act = torch.randn(4, 3), torch.randn(4, 2)
+        >>> q(act, obs).shape  # upstream style: action first
+        torch.Size([4, 1])
+        >>> bool((q(observation=obs, action=act) == q(act, obs)).all())
+        True
+        >>> td = q(TensorDict({"observation": obs, "action": act}, [4]))
+        >>> td["state_action_value"].shape
+        torch.Size([4, 1])
+    """
+
+    is_q = True
+
+
+class VNetwork(_SingleCritic):
+    """V(s) from a GenerativeRL config (``backbone``, ``state_encoder``, ``condition_encoder``).
+
+    Reads ``["observation"]`` (+ ``"condition"`` when the config has a ``condition_encoder``)
+    and writes ``"state_value"``. With a condition, the backbone gets ``(state, condition)``.
+
+    Examples:
+        >>> import torch
+        >>> from grl_torchrl import VNetwork
+        >>> cfg = {"backbone": {"type": "MultiLayerPerceptron", "args": {
+        ...     "hidden_sizes": [3, 16], "output_size": 1, "activation": "tanh"}}}
+        >>> v = VNetwork(cfg)
+        >>> v(torch.randn(6, 2, 3)).shape
+        torch.Size([6, 2, 1])
+        >>> sorted(v.state_dict())[:2]
+        ['model.backbone.model.linear0.bias', 'model.backbone.model.linear0.weight']
+    """
+
+    is_q = False
+
+
+class _EnsembleHead(CriticBase):
+    """One head of an ensemble; its parameters ARE the ensemble's stacked parameters.
+
+    The ``head_index`` buffer selects its slice. When several heads are given to a TorchRL
+    loss (``qvalue_network=ens.heads``), ``TensorDict.from_modules`` sees the same parameter
+    objects in every head and expands them instead of copying, so the loss trains the
+    ensemble's own parameters, while the stacked ``head_index`` tells each vmapped call which
+    head it is.
+    """
+
+    def __init__(self, parent: _EnsembleCritic, index: int) -> None:
+        super().__init__()
+        self._copy_io(parent)
+        self.stacked = parent.stacked
+        object.__setattr__(self, "_parent", parent)
+        device = next(iter(parent.stacked.parameters())).device
+        self.register_buffer("head_index", torch.tensor([index], device=device))
+
+    def _evaluate(self, inputs: dict[str, Any]) -> torch.Tensor:
+        return self._parent._evaluate_heads(inputs, self.head_index).squeeze(0)
+
+
+class _EnsembleCritic(CriticBase):
+    _single_cls: type[_SingleCritic]
+    _upstream_tag: str
+
+    def __init__(
+        self,
+        config: Mapping,
+        num_heads: int = 2,
+        reduction: str = "min",
+        *,
+        in_keys: Sequence[NestedKey] | None = None,
+        out_keys: Sequence[NestedKey] | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(num_heads, int) or num_heads < 1:
+            raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        self.config = config
+        self.num_heads = num_heads
+        self.reduction = reduction
+        # Independently initialised heads (as upstream's q1, q2), then stacked.
+        heads = [self._single_cls(config) for _ in range(num_heads)]
+        self.stacked, template = stack_modules([h.model for h in heads])
+        object.__setattr__(self, "_template", template)
+        self._fused_path = fused_mlp_path(template["backbone"])
+        self._init_io(config, in_keys, out_keys)
+        self.register_load_state_dict_pre_hook(_load_upstream_layout)
+
+    @property
+    def heads(self) -> list[_EnsembleHead]:
+        """Per-head TensorDict modules writing ``out_keys[0]`` whose parameters are this
+        ensemble's.
+
+        ``SACLoss(qvalue_network=ens.heads, ...)`` then backpropagates into this ensemble's own
+        parameters (the loss holds views of them, not copies, and does not list them in
+        ``loss.parameters()``): give ``ens.parameters()`` to the critic optimiser.
+        """
+        return [_EnsembleHead(self, i) for i in range(self.num_heads)]
+
+    def _evaluate_heads(
+        self, inputs: dict[str, Any], index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """All heads (or those in ``index``) stacked on a leading dim: ``[H, *B, out]``."""
+        stacked, template = self.stacked, self._template
+        embeddings, per_head = [], []
+        for role in self._backbone_order(inputs):
+            name = f"{role}_encoder"
+            out, flag = call_stacked(stacked[name], template[name], [inputs[role]], [False], index)
+            embeddings.append(out)
+            per_head.append(flag)
+        if self._fused_path is None:
+            out, _ = call_stacked(
+                stacked["backbone"], template["backbone"], embeddings, per_head, index
+            )
+            return out
+        template["backbone"].check_input_dims([e.shape[-1] for e in embeddings])
+        n_heads = self.num_heads if index is None else index.shape[0]
+        shared = [e for e, flag in zip(embeddings, per_head, strict=True) if not flag]
+        batch = shared[0].shape[:-1] if shared else embeddings[0].shape[1:-1]
+        xs = [
+            e.reshape(n_heads, -1, e.shape[-1]) if flag else e.reshape(-1, e.shape[-1])
+            for e, flag in zip(embeddings, per_head, strict=True)
+        ]
+        xs = [x if x.dim() == 3 else x.expand(n_heads, *x.shape) for x in xs]
+        x = xs[0] if len(xs) == 1 else torch.cat(xs, dim=-1)
+        out = run_fused_mlp(stacked["backbone"].get_submodule(self._fused_path), x, index)
+        return out.reshape(n_heads, *batch, out.shape[-1])
+
+    def _evaluate(self, inputs: dict[str, Any]) -> torch.Tensor:
+        values = self._evaluate_heads(inputs)
+        if self.reduction == "min":
+            return values.amin(0)
+        if self.reduction == "max":
+            return values.amax(0)
+        if self.reduction == "mean":
+            return values.mean(0)
+        return values.movedim(0, -1).flatten(-2)
+
+    def compute_heads(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """Every head's output stacked on a new leading dim: ``[num_heads, *B, 1]``.
+
+        Takes the same inputs as a call (upstream positional order or keywords).
+        """
+        return self._evaluate_heads(self._inputs_from_call(args, kwargs))
+
+
+def _load_upstream_layout(module: _EnsembleCritic, state_dict, prefix, *_) -> None:
+    """Rewrites upstream per-head keys ``model.q1.model.X`` ... into our ``stacked.X``."""
+    head_prefix = f"{prefix}model.{module._upstream_tag}"
+    if not any(k.startswith(f"{head_prefix}1.") for k in state_dict):
+        return
+    for name in module.stacked.state_dict():
+        keys = [f"{head_prefix}{i + 1}.model.{name}" for i in range(module.num_heads)]
+        missing = [k for k in keys if k not in state_dict]
+        if missing:
+            raise KeyError(f"{type(module).__name__}: upstream state dict lacks {missing}")
+        state_dict[f"{prefix}stacked.{name}"] = torch.stack([state_dict.pop(k) for k in keys])
+
+
+class EnsembleQNetwork(_EnsembleCritic):
+    """``num_heads`` independently initialised Q networks evaluated in one batched pass.
+
+    Writes the ``reduction`` (``"min"``, ``"mean"``, ``"max"``) of the heads, or with
+    ``"none"`` all heads on the last dim (``[*B, num_heads]``). Parameters are stored stacked
+    (``stacked.<upstream path>`` with a leading ``num_heads`` dim); ``load_state_dict`` also
+    accepts upstream's per-head layout ``model.q1.model...``, ``model.q2.model...``.
+
+    Examples:
+        >>> import torch
+        >>> from grl_torchrl import EnsembleQNetwork
+        >>> cfg = {"backbone": {"type": "ConcatenateMLP", "args": {
+        ...     "hidden_sizes": [5, 16], "output_size": 1, "activation": "relu"}}}
+        >>> q = EnsembleQNetwork(cfg, num_heads=10, reduction="mean")
+        >>> obs, act = torch.randn(4, 3), torch.randn(4, 2)
+        >>> q.compute_heads(act, obs).shape
+        torch.Size([10, 4, 1])
+        >>> torch.allclose(q(act, obs), q.compute_heads(act, obs).mean(0))
+        True
+        >>> q.stacked.backbone.model.model.linear0.weight.shape
+        torch.Size([10, 16, 5])
+    """
+
+    is_q = True
+    _single_cls = QNetwork
+    _upstream_tag = "q"
+
+    def compute_double_q(
+        self, action: Any, state: Any, condition: Any = None
+    ) -> tuple[torch.Tensor, ...]:
+        """Each head's Q value, as a tuple ``(q1, q2, ...)``."""
+        return tuple(self.compute_heads(action, state, condition).unbind(0))
+
+    def compute_minimum_q(self, action: Any, state: Any, condition: Any = None) -> torch.Tensor:
+        """Elementwise minimum over the heads (whatever ``reduction`` is)."""
+        return self.compute_heads(action, state, condition).amin(0)
+
+    compute_mininum_q = compute_minimum_q  # upstream's spelling
+
+
+class EnsembleVNetwork(_EnsembleCritic):
+    """``num_heads`` independently initialised V networks evaluated in one batched pass.
+
+    Same as :class:`EnsembleQNetwork` for state values; upstream layout ``model.v1.model...``.
+
+    Examples:
+        >>> import torch
+        >>> from grl_torchrl import EnsembleVNetwork
+        >>> cfg = {"backbone": {"type": "MultiLayerPerceptron", "args": {
+        ...     "hidden_sizes": [3, 16], "output_size": 1, "activation": "relu"}}}
+        >>> v = EnsembleVNetwork(cfg, num_heads=4, reduction="none")
+        >>> v(torch.randn(7, 3)).shape
+        torch.Size([7, 4])
+    """
+
+    is_q = False
+    _single_cls = VNetwork
+    _upstream_tag = "v"
+
+    def compute_double_v(self, state: Any, condition: Any = None) -> tuple[torch.Tensor, ...]:
+        """Each head's value, as a tuple ``(v1, v2, ...)``."""
+        return tuple(self.compute_heads(state, condition).unbind(0))
+
+    def compute_minimum_v(self, state: Any, condition: Any = None) -> torch.Tensor:
+        """Elementwise minimum over the heads (whatever ``reduction`` is)."""
+        return self.compute_heads(state, condition).amin(0)
+
+    compute_mininum_v = compute_minimum_v  # upstream's spelling
+
+
+class _TwoHeadMin:
+    """Fixes an ensemble to two heads reduced by their minimum (the "double" networks)."""
+
+    def __init__(
+        self,
+        config: Mapping,
+        *,
+        in_keys: Sequence[NestedKey] | None = None,
+        out_keys: Sequence[NestedKey] | None = None,
+    ) -> None:
+        super().__init__(config, num_heads=2, reduction="min", in_keys=in_keys, out_keys=out_keys)
+
+
+class DoubleQNetwork(_TwoHeadMin, EnsembleQNetwork):
+    """Clipped double Q: two heads, ``forward`` is their elementwise minimum.
+
+    ``dq.heads`` gives the two heads as TensorDict modules for TorchRL losses.
+
+    Examples:
+        >>> import torch
+        >>> from grl_torchrl import DoubleQNetwork
+        >>> cfg = {"backbone": {"type": "ConcatenateMLP", "args": {
+        ...     "hidden_sizes": [5, 16], "output_size": 1, "activation": "relu"}}}
+        >>> dq = DoubleQNetwork(cfg)
+        >>> obs, act = torch.randn(4, 3), torch.randn(4, 2)
+        >>> q1, q2 = dq.compute_double_q(act, obs)
+        >>> bool((dq(act, obs) == torch.min(q1, q2)).all())
+        True
+        >>> h1, h2 = dq.heads  # e.g. SACLoss(actor, qvalue_network=dq.heads): trains dq
+        >>> bool((h2(act, obs) == q2).all())
+        True
+    """
+
+
+class DoubleVNetwork(_TwoHeadMin, EnsembleVNetwork):
+    """Two V heads, ``forward`` is their elementwise minimum; ``condition`` defaults to None.
+
+    Examples:
+        >>> import torch
+        >>> from grl_torchrl import DoubleVNetwork
+        >>> cfg = {"backbone": {"type": "MultiLayerPerceptron", "args": {
+        ...     "hidden_sizes": [3, 16], "output_size": 1, "activation": "relu"}}}
+        >>> dv = DoubleVNetwork(cfg)
+        >>> s = torch.randn(4, 3)
+        >>> v1, v2 = dv.compute_double_v(s)
+        >>> bool((dv(s) == torch.min(v1, v2)).all()), dv.compute_mininum_v(s).shape
+        (True, torch.Size([4, 1]))
+    """
+
+
+class OneShotValueFunction(CriticBase):
+    """A :class:`DoubleVNetwork` ``v`` trained by plain regression, plus a frozen copy.
+
+    Config: ``DoubleVNetwork`` (the V config) and ``v_alpha`` (read and stored, but unused, as
+    upstream). ``v_target`` is a deep copy of ``v`` with ``requires_grad=False``; it is never
+    updated here (callers do Polyak averaging, e.g. ``torchrl.objectives.SoftUpdate``-style).
+    ``forward`` is the minimum of ``v``'s heads; writes ``"state_value"``.
+
+    Examples:
+        >>> import torch
+        >>> from grl_torchrl import OneShotValueFunction
+        >>> cfg = {"v_alpha": 1.0, "DoubleVNetwork": {"backbone": {
+        ...     "type": "MultiLayerPerceptron", "args": {
+        ...     "hidden_sizes": [3, 16], "output_size": 1, "activation": "relu"}}}}
+        >>> ov = OneShotValueFunction(cfg)
+        >>> s, y = torch.randn(8, 3), torch.randn(8)
+        >>> loss = ov.v_loss(s, y)  # a [B] target is read as [B, 1]
+        >>> loss.backward()
+        >>> ov(s).shape, any(p.requires_grad for p in ov.v_target.parameters())
+        (torch.Size([8, 1]), False)
+    """
+
+    is_q = False
+
+    def __init__(
+        self,
+        config: Mapping,
+        *,
+        in_keys: Sequence[NestedKey] | None = None,
+        out_keys: Sequence[NestedKey] | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(config, Mapping) or "DoubleVNetwork" not in config:
+            raise ValueError(
+                "OneShotValueFunction: config must hold a 'DoubleVNetwork' entry (the V config)"
+            )
+        self.config = config
+        self.v_alpha = config.get("v_alpha")  # unused, as upstream
+        v_config = config["DoubleVNetwork"]
+        self.v = DoubleVNetwork(v_config, in_keys=in_keys, out_keys=out_keys)
+        self.v_target = copy.deepcopy(self.v).requires_grad_(False)
+        self._init_io(v_config, in_keys, out_keys)
+
+    def _evaluate(self, inputs: dict[str, Any]) -> torch.Tensor:
+        return self.v._evaluate(inputs)
+
+    def compute_double_v(self, state: Any, condition: Any = None) -> tuple[torch.Tensor, ...]:
+        """``(v1, v2)`` of ``v``."""
+        return self.v.compute_double_v(state, condition)
+
+    def v_loss(self, state: Any, value: torch.Tensor, condition: Any = None) -> torch.Tensor:
+        """``(MSE(v1, value) + MSE(v2, value)) / 2``; a ``[B]`` target is read as ``[B, 1]``."""
+        v1, v2 = self.v.compute_double_v(state, condition)
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"v_loss: value must be a tensor, got {type(value).__name__}")
+        if value.shape != v1.shape:
+            if value.shape == v1.shape[:-1] and v1.shape[-1] == 1:
+                value = value.unsqueeze(-1)
+            else:
+                raise ValueError(
+                    f"v_loss: value has shape {tuple(value.shape)}, expected {tuple(v1.shape)} "
+                    f"or {tuple(v1.shape[:-1])}"
+                )
+        return (F.mse_loss(v1, value) + F.mse_loss(v2, value)) / 2

@@ -1,0 +1,161 @@
+"""Shared plumbing of the Q/V networks: config building and the three call styles."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModuleBase
+from tensordict.utils import NestedKey
+from torch import nn
+
+from grl_torchrl.nn.encoders import IdentityEncoder
+from grl_torchrl.nn.registry import build_block
+
+__all__ = ["CriticBase", "build_critic_model"]
+
+# Order in which encoded inputs reach the backbone (upstream: Q -> (action, state), V -> (state,
+# condition)); absent roles are skipped.
+_BACKBONE_ORDER = ("action", "state", "condition")
+
+
+def _check_config(config: Any, owner: str) -> Mapping:
+    if not isinstance(config, Mapping):
+        raise TypeError(f"{owner}: config must be a dict or EasyDict, got {type(config).__name__}")
+    if "backbone" not in config:
+        raise ValueError(
+            f"{owner}: config has no 'backbone' entry; expected e.g. "
+            "{'backbone': {'type': 'MultiLayerPerceptron', 'args': {...}}}"
+        )
+    return config
+
+
+def build_critic_model(config: Mapping, *, q: bool, owner: str) -> nn.ModuleDict:
+    """Builds upstream's ``model`` ModuleDict: ``{action_,}state_, condition_encoder, backbone``."""
+    _check_config(config, owner)
+    model = nn.ModuleDict()
+    roles = ("action", "state", "condition") if q else ("state", "condition")
+    for role in roles:
+        key = f"{role}_encoder"
+        block = config.get(key)
+        model[key] = (
+            IdentityEncoder() if block is None else build_block(block, kind="encoder", where=key)
+        )
+    model["backbone"] = build_block(config["backbone"], kind="module", where="backbone")
+    return model
+
+
+class CriticBase(TensorDictModuleBase):
+    """Call-style dispatch shared by every Q/V network.
+
+    Subclasses set ``is_q`` and implement ``_evaluate(inputs)`` where ``inputs`` maps the roles
+    ``"state"``, ``"action"`` (Q only) and optionally ``"condition"`` to their values.
+    """
+
+    is_q: bool = True
+
+    def _init_io(
+        self,
+        config: Mapping,
+        in_keys: Sequence[NestedKey] | None,
+        out_keys: Sequence[NestedKey] | None,
+    ) -> None:
+        _check_config(config, type(self).__name__)
+        roles = ["state", "action"] if self.is_q else ["state"]
+        default_in = ["observation", "action"] if self.is_q else ["observation"]
+        if config.get("condition_encoder") is not None:
+            roles.append("condition")
+            default_in.append("condition")
+        in_keys = default_in if in_keys is None else list(in_keys)
+        if len(in_keys) != len(roles):
+            raise ValueError(
+                f"{type(self).__name__}: in_keys must give {len(roles)} keys for the inputs "
+                f"{roles}, got {in_keys}"
+            )
+        default_out = "state_action_value" if self.is_q else "state_value"
+        out_keys = [default_out] if out_keys is None else list(out_keys)
+        if len(out_keys) != 1:
+            raise ValueError(f"{type(self).__name__}: out_keys must hold one key, got {out_keys}")
+        self.in_keys = in_keys
+        self.out_keys = out_keys
+        self._roles = roles
+        self._state_encoder_is_identity = config.get("state_encoder") is None or str(
+            config["state_encoder"].get("type", "")
+        ).lower() in ("identity", "identityencoder")
+
+    def _copy_io(self, other: CriticBase) -> None:
+        self.is_q = other.is_q
+        self.in_keys = other.in_keys
+        self.out_keys = other.out_keys
+        self._roles = other._roles
+        self._state_encoder_is_identity = other._state_encoder_is_identity
+
+    @staticmethod
+    def _backbone_order(inputs: Mapping[str, Any]) -> list[str]:
+        return [role for role in _BACKBONE_ORDER if inputs.get(role) is not None]
+
+    def _evaluate(self, inputs: dict[str, Any]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _is_batch_td(self, td: TensorDictBase) -> bool:
+        # q(td) is always the TorchRL style (upstream Q takes two inputs). v(td) is the TorchRL
+        # style if td holds one of the in_keys or the state encoder cannot take a TensorDict;
+        # otherwise it is an upstream dict observation.
+        if self.is_q or self._state_encoder_is_identity:
+            return True
+        keys = set(td.keys(include_nested=True))
+        return any(key in keys for key in self.in_keys)
+
+    def _inputs_from_td(self, td: TensorDictBase) -> dict[str, Any]:
+        inputs = {}
+        for key, role in zip(self.in_keys, self._roles, strict=True):
+            value = td.get(key, None)
+            if value is None:
+                raise KeyError(
+                    f"{type(self).__name__}: the input TensorDict has no key {key!r} "
+                    f"(in_keys={self.in_keys})"
+                )
+            inputs[role] = value
+        return inputs
+
+    def _inputs_from_call(self, args: tuple, kwargs: dict) -> dict[str, Any]:
+        upstream_names = ["action", "state", "condition"] if self.is_q else ["state", "condition"]
+        if len(args) > len(upstream_names):
+            raise TypeError(
+                f"{type(self).__name__} takes at most {len(upstream_names)} positional inputs "
+                f"({', '.join(upstream_names)}), got {len(args)}"
+            )
+        inputs = dict(zip(upstream_names, args, strict=False))
+        key_roles = {
+            k: r for k, r in zip(self.in_keys, self._roles, strict=True) if isinstance(k, str)
+        }
+        for name, value in kwargs.items():
+            role = key_roles.get(name, name if name in upstream_names else None)
+            if role is None:
+                raise TypeError(
+                    f"{type(self).__name__}: unexpected input {name!r}; accepted keywords are "
+                    f"the in_keys {list(key_roles)} or the upstream names {upstream_names}"
+                )
+            if role in inputs:
+                raise TypeError(f"{type(self).__name__}: input {role!r} given twice")
+            inputs[role] = value
+        required = ["state", "action"] if self.is_q else ["state"]
+        for role in required:
+            if inputs.get(role) is None:
+                key = self.in_keys[self._roles.index(role)]
+                raise TypeError(f"{type(self).__name__}: missing input {role!r} (in_key {key!r})")
+        return inputs
+
+    def forward(self, *args: Any, **kwargs: Any) -> TensorDictBase | torch.Tensor:
+        if (
+            len(args) == 1
+            and not kwargs
+            and isinstance(args[0], TensorDictBase)
+            and self._is_batch_td(args[0])
+        ):
+            td = args[0]
+            td.set(self.out_keys[0], self._evaluate(self._inputs_from_td(td)))
+            return td
+        return self._evaluate(self._inputs_from_call(args, kwargs))

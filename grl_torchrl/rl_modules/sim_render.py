@@ -1,0 +1,53 @@
+"""Frame handling for ``GymEnvSimulator.evaluate(render_args=...)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_RENDER_KEYS = {"video_path", "fps"}
+
+
+def check_render_args(render_args: Any) -> dict:
+    if not isinstance(render_args, dict):
+        raise TypeError(
+            f"render_args must be a dict (e.g. dict(video_path='eval.gif', fps=30)) or None, "
+            f"got {type(render_args).__name__}."
+        )
+    unknown = set(render_args) - _RENDER_KEYS
+    if unknown:
+        raise ValueError(
+            f"render_args got unknown keys {sorted(unknown)}; accepted: {sorted(_RENDER_KEYS)}."
+        )
+    path = render_args.get("video_path")
+    if path is not None and Path(path).suffix.lower() != ".gif":
+        raise ValueError(f"render_args['video_path'] must end with '.gif', got {path!r}.")
+    fps = render_args.get("fps", 30)
+    if not isinstance(fps, (int, float)) or fps <= 0:
+        raise ValueError(f"render_args['fps'] must be a positive number, got {fps!r}.")
+    return {"video_path": path, "fps": fps}
+
+
+def split_frames(frames: list, lengths: list[int]) -> list[np.ndarray]:
+    """Cuts one env's frame list (a reset frame, then one per step, per episode)."""
+    out, start = [], 0
+    for length in lengths:
+        out.append(np.stack(frames[start : start + length + 1]).astype(np.uint8, copy=False))
+        start += length + 1
+    return out
+
+
+def write_gif(path: str | Path, episodes: list[np.ndarray], fps: float) -> None:
+    """Writes the episodes' frames back to back as one GIF (Pillow, shipped with matplotlib)."""
+    from PIL import Image
+
+    images = [Image.fromarray(frame) for frames in episodes for frame in frames]
+    images[0].save(
+        path,
+        save_all=True,
+        append_images=images[1:],
+        duration=max(int(1000 / fps), 1),
+        loop=0,
+    )

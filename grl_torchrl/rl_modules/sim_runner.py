@@ -1,0 +1,273 @@
+"""One TorchRL env plus one long-lived ``Collector``: the engine behind ``GymEnvSimulator``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from functools import partial
+from typing import Any
+
+import gymnasium
+import torch
+from tensordict import TensorDictBase
+from torchrl.collectors import Collector
+from torchrl.data import Bounded, Categorical
+from torchrl.envs import EnvBase, GymWrapper
+from torchrl.envs.utils import ExplorationType
+
+from grl_torchrl.rl_modules.sim_policies import _PolicySlot
+
+# Steps per env of each collector call while gathering whole episodes: the steps
+# stepped after the last needed episode ends (at most this many) are thrown away.
+_EPISODE_CHUNK = 32
+
+
+class _GymWrapper(GymWrapper):
+    """``GymWrapper`` whose action reading resolves the action spec once.
+
+    ``read_action`` is ``GymLikeEnv``'s hook for turning the action tensor into what
+    the gymnasium env takes. The stock one re-resolves ``full_action_spec`` and re-tests
+    whether the env is batched (importing optional backends) at every step: about a
+    quarter of TorchRL's per-step cost on classic-control envs. The conversion itself
+    is the stock one (``spec.to_numpy``: a numpy array; a Python int for one discrete
+    action).
+    """
+
+    def read_action(self, action):
+        convert = self.__dict__.get("_convert_action")
+        if convert is None:
+            spec = self.action_spec
+            if len(self.action_keys) != 1 or not isinstance(spec, (Bounded, Categorical)):
+                convert = super().read_action
+            elif isinstance(spec, Categorical) and spec.shape.numel() == 1 and not self._is_batched:
+
+                def convert(action):
+                    return int(action)
+            else:
+
+                def convert(action):
+                    return action.detach().cpu().numpy()
+
+            self.__dict__["_convert_action"] = convert
+        return convert(action)
+
+
+def make_gym_env(
+    env_id: str,
+    num_envs: int,
+    *,
+    device: str | torch.device,
+    max_episode_steps: int | None,
+    make_kwargs: dict[str, Any],
+    render: bool = False,
+) -> tuple[EnvBase, Any]:
+    """Builds the TorchRL env: a ``GymWrapper`` around one gymnasium env or one sync vector env.
+
+    Several envs run as ONE gymnasium ``SyncVectorEnv`` wrapped once, so TorchRL's
+    per-step cost is paid once per batched step. Its autoreset mode is ``DISABLED``:
+    TorchRL then resets finished sub-envs itself (``reset_mask``), which skips the
+    per-step terminal-observation info reader and ``VecGymEnvTransform`` that the
+    ``SAME_STEP`` mode needs (measured 1.3x-3x faster on CartPole, whose episodes end
+    often).
+    """
+
+    make_kwargs = dict(make_kwargs)
+    if render:
+        make_kwargs["render_mode"] = "rgb_array"
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            # off-screen frames need no window; headless SDL (pygame) otherwise
+            # prints display errors
+            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+
+    def make_one():
+        env = gymnasium.make(env_id, max_episode_steps=max_episode_steps, **make_kwargs)
+        if render:
+            # collects the reset frame and one frame per step, across auto-resets
+            env = gymnasium.wrappers.RenderCollection(env, pop_frames=True, reset_clean=False)
+        return env
+
+    if num_envs == 1:
+        gym_env = make_one()
+    else:
+        gym_env = gymnasium.vector.SyncVectorEnv(
+            [partial(make_one) for _ in range(num_envs)],
+            autoreset_mode=gymnasium.vector.AutoresetMode.DISABLED,
+        )
+    # gymnasium's arrays are CPU arrays: on CPU, a device-less env skips the per-step
+    # ``TensorDict.to(device)`` casts (they cost about as much as the env step itself)
+    if torch.device(device).type == "cpu":
+        device = None
+    env = _GymWrapper(gym_env, categorical_action_encoding=True, device=device)
+    # memoizes the numpy -> tensor encoding after the first step (~10% faster steps);
+    # safe here: a gymnasium env's arrays keep their type and shape
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="memoized encoding is an experimental")
+        env.fast_encoding()
+    return env, gym_env
+
+
+def _split(total: int, parts: int) -> list[int]:
+    """``total`` spread over ``parts`` as evenly as possible, the first ones taking more."""
+    return [total // parts + (i < total % parts) for i in range(parts)]
+
+
+class EnvRunner:
+    """Steps ``env`` with a swappable policy through one long-lived ``Collector``.
+
+    Keeps the carried env state between calls, a private torch RNG stream (so a
+    seeded simulator is reproducible whatever the caller does with the global RNG),
+    and trajectory ids (computed per call from the done flags: the collector's own
+    per-step id bookkeeping cost about as much as the env step for one env).
+    """
+
+    def __init__(self, env: EnvBase, seed: int | None) -> None:
+        self.env = env
+        self.batch_shape = tuple(env.batch_size)
+        self.num_envs = int(env.batch_size.numel())
+        obs_keys = [k for k in env.observation_keys if isinstance(k, str)]
+        obs_key = "observation" if "observation" in obs_keys else obs_keys[0]
+        self.slot = _PolicySlot(env.action_spec, obs_key, unbatched=not self.batch_shape)
+        self.collector = Collector(
+            env,
+            self.slot,
+            frames_per_batch=self.num_envs,
+            total_frames=-1,
+            auto_register_policy_transforms=False,
+            trust_policy=True,
+            use_buffers=False,
+            track_traj_ids=False,
+            split_trajs=False,
+            reset_at_each_iter=False,
+        )
+        self._rng_state = None
+        if seed is not None:
+            self._rng_state = torch.Generator().manual_seed(seed).get_state()
+            self.collector.reset(seed=seed)
+        self._next_traj = 0
+        self._traj = self._new_ids(self.num_envs)
+        self.fresh = True  # no step since the last reset
+
+    def _new_ids(self, n: int) -> torch.Tensor:
+        ids = torch.arange(self._next_traj, self._next_traj + n)
+        self._next_traj += n
+        return ids
+
+    @contextlib.contextmanager
+    def _rng(self):
+        if self._rng_state is None:
+            yield
+            return
+        with torch.random.fork_rng(devices=[]):
+            torch.set_rng_state(self._rng_state)
+            try:
+                yield
+            finally:
+                self._rng_state = torch.get_rng_state()
+
+    def reset(self) -> None:
+        """Starts fresh episodes in every env (no seed: the env RNGs continue)."""
+        self.collector.reset()
+        self._traj = self._new_ids(self.num_envs)
+        self.fresh = True
+
+    def rollout(
+        self,
+        policy: Any,
+        steps_per_env: int,
+        *,
+        random_policy: bool = False,
+        exploration_type: ExplorationType = ExplorationType.RANDOM,
+    ) -> TensorDictBase:
+        """``steps_per_env`` steps of every env from the carried state: ``[*batch, T]``."""
+        self.slot.set_policy(policy, random_policy)
+        self.collector.exploration_type = exploration_type
+        # the collector runs ``frames_per_batch`` steps per ``rollout()`` call; with
+        # use_buffers=False nothing is preallocated, so the count can change per call
+        self.collector.frames_per_batch = steps_per_env
+        self.fresh = False
+        with self._rng():
+            data = self.collector.rollout()
+        data.names = None
+        self._set_traj_ids(data)
+        return data
+
+    def _set_traj_ids(self, data: TensorDictBase) -> None:
+        done = data.get(("next", "done")).reshape(self.num_envs, -1)
+        if not done.any():  # the common case of short calls: every env continues its episode
+            ids = self._traj.unsqueeze(-1).expand(done.shape)
+            data.set(("collector", "traj_ids"), ids.reshape(data.batch_size))
+            return
+        done = done.long()
+        segment = done.cumsum(-1) - done  # 0 = the carried episode, k = after the k-th end
+        ends = done.sum(-1)
+        first_new = self._next_traj + ends.cumsum(0) - ends
+        ids = torch.where(
+            segment == 0, self._traj.unsqueeze(-1), first_new.unsqueeze(-1) + segment - 1
+        )
+        self._traj = torch.where(ends > 0, first_new + ends - 1, self._traj)
+        self._next_traj += int(ends.sum())
+        data.set(("collector", "traj_ids"), ids.reshape(data.batch_size))
+
+    def episodes(
+        self,
+        policy: Any,
+        num_episodes: int | None = None,
+        num_steps: int | None = None,
+        *,
+        random_policy: bool = False,
+        exploration_type: ExplorationType = ExplorationType.RANDOM,
+    ) -> list[TensorDictBase]:
+        """Whole episodes from a reset: ``num_episodes`` of them, or as many as it takes
+        to hold at least ``num_steps`` steps. The count is split into per-env quotas
+        (so short episodes are not over-represented); each env takes whole episodes
+        until it meets its own. Returns one ``[T_i]`` TensorDict per env holding its
+        episodes back to back. The envs are reset afterwards (and before, unless fresh
+        from a reset)."""
+        episode_quota = None if num_episodes is None else _split(num_episodes, self.num_envs)
+        step_quota = None if num_steps is None else _split(num_steps, self.num_envs)
+        if not self.fresh:
+            self.reset()
+        chunks = []
+        cut = [None] * self.num_envs
+        lengths = [[] for _ in range(self.num_envs)]
+        if episode_quota is not None:
+            cut = [0 if q == 0 else None for q in episode_quota]
+        elapsed = 0
+        while any(c is None for c in cut):
+            chunk = self.rollout(
+                policy,
+                _EPISODE_CHUNK,
+                random_policy=random_policy,
+                exploration_type=exploration_type,
+            )
+            chunks.append(chunk if self.batch_shape else chunk.unsqueeze(0))
+            done = chunk.get(("next", "done")).reshape(self.num_envs, -1)
+            for i in range(self.num_envs):
+                if cut[i] is not None:
+                    continue
+                for t in done[i].nonzero().flatten().tolist():
+                    end = elapsed + t + 1
+                    lengths[i].append(end - sum(lengths[i]))
+                    if (episode_quota is not None and len(lengths[i]) >= episode_quota[i]) or (
+                        step_quota is not None and sum(lengths[i]) >= step_quota[i]
+                    ):
+                        cut[i] = end
+                        break
+            elapsed += _EPISODE_CHUNK
+        data = torch.cat(chunks, dim=1) if len(chunks) > 1 else chunks[0]
+        self.reset()
+        return [data[i, : cut[i]] for i in range(self.num_envs)]
+
+    def close(self) -> None:
+        self.collector.shutdown()
+        if not self.env.is_closed:
+            self.env.close()
+
+
+def concat(parts: list[TensorDictBase]) -> TensorDictBase:
+    """Concatenates flat ``[T_i]`` TensorDicts (empty parts skipped)."""
+    parts = [p for p in parts if p.numel()]
+    if not parts:
+        raise RuntimeError("No transition was collected.")
+    return torch.cat(parts, 0) if len(parts) > 1 else parts[0]
