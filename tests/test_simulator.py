@@ -8,7 +8,8 @@ import pytest
 import torch
 from tensordict.nn import TensorDictModule
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
-from torchrl.envs import StepCounter, TransformedEnv
+from torchrl.envs import Compose, GymWrapper, RewardScaling, StepCounter, TransformedEnv
+from torchrl.envs.libs.gym import default_info_dict_reader
 
 from grl_torchrl.rl_modules import (
     GymEnvSimulator,
@@ -16,6 +17,7 @@ from grl_torchrl.rl_modules import (
     evaluation_summary,
     to_records,
 )
+from grl_torchrl.rl_modules.sim_runner import make_gym_env
 from grl_torchrl.rl_modules.simulator import EVAL_SEED_OFFSET
 
 
@@ -401,3 +403,61 @@ def test_close_releases_everything():
     with pytest.raises(RuntimeError, match="closed"):
         sim.collect_steps(None, num_steps=2, random_policy=True)
     sim.close()  # idempotent
+
+
+# ------------------------------------------------- lean TorchRL hooks (sim_env.py)
+@pytest.mark.parametrize("env_id,num_envs", [("Pendulum-v1", 1), ("CartPole-v1", 4)])
+def test_lean_hooks_match_stock_gymwrapper(env_id, num_envs):
+    """TorchRL's own rollout (step_and_maybe_reset, partial resets), bare and under
+    transforms, gives the same data through the lean hooks as through TorchRL's stock
+    GymWrapper around the same kind of gymnasium env."""
+    for transform in (None, lambda: Compose(StepCounter(), RewardScaling(loc=0.5, scale=2.0))):
+        runs = []
+        for stock in (True, False):
+            env, gym_env = make_gym_env(
+                env_id, num_envs, device="cpu", max_episode_steps=None, make_kwargs={}
+            )
+            assert env._layout is not None  # the lean hooks apply to this env
+            if stock:
+                env = GymWrapper(gym_env, categorical_action_encoding=True)
+            if transform is not None:
+                env = TransformedEnv(env, transform())
+            env.set_seed(4)
+            torch.manual_seed(0)
+            runs.append(env.rollout(120, break_when_any_done=False))
+            env.close()
+        stock_data, lean_data = runs
+        assert set(stock_data.keys(True, True)) == set(lean_data.keys(True, True))
+        for key in stock_data.keys(True, True):
+            assert lean_data[key].dtype == stock_data[key].dtype
+            torch.testing.assert_close(lean_data[key], stock_data[key], msg=str(key))
+        if num_envs > 1:  # several partial resets were exercised
+            assert lean_data["next", "done"].sum() >= 4
+    # a layout change (an info reader adds an entry) falls back to the stock hooks
+    env, _ = make_gym_env(env_id, 1, device="cpu", max_episode_steps=None, make_kwargs={})
+    env.set_info_dict_reader(default_info_dict_reader(["extra"]))
+    assert env._layout is None and "extra" in env.rollout(3).keys()
+    env.close()
+
+
+def test_transforms_compose_with_partial_resets_against_gymnasium():
+    num_envs, steps = 3, 60
+    # constant pushes end CartPole episodes every ~10 steps, at different steps per env
+    actions = [[i % 2 for i in range(num_envs)] for _ in range(steps)]
+    with GymEnvSimulator("CartPole-v1", num_envs=num_envs, seed=21) as sim:
+        sim.env = TransformedEnv(sim.env, Compose(StepCounter(), RewardScaling(loc=0.5, scale=2.0)))
+        data = sim.collect_steps(ScriptedPolicy(actions), num_steps=num_envs * steps)
+    data = data.reshape(num_envs, steps)
+    for i in range(num_envs):
+        rows = raw_rollout("CartPole-v1", 21 + i, [a[i] for a in actions])
+        assert sum(r[3] or r[4] for r in rows) >= 4  # several partial resets of this env
+        scaled = [(o, a, 0.5 + 2.0 * r, te, tr, n) for o, a, r, te, tr, n in rows]
+        assert_matches_raw(data[i], scaled)
+        assert_continuity(data[i])
+        # the step counter restarts with each episode of this env
+        expected, count = [], 0
+        for row in rows:
+            count += 1
+            expected.append(count)
+            count = 0 if row[3] or row[4] else count
+        assert data[i]["next", "step_count"].reshape(-1).tolist() == expected

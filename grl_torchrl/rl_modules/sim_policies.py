@@ -96,7 +96,10 @@ class _PolicySlot(TensorDictModuleBase):
         self._dtype = action_spec.dtype
         self._unbatched = unbatched
         self._sampler = _make_sampler(action_spec)
-        self._fn: Callable[[TensorDictBase], torch.Tensor] | None = None
+        # until a policy is set: zero actions (the collector probes its policy once when
+        # it lays out its buffers)
+        zero = action_spec.zero()
+        self._fn: Callable[[TensorDictBase], torch.Tensor] = lambda tensordict: zero.clone()
 
     def set_policy(self, policy: Any, random_policy: bool = False) -> None:
         if random_policy:

@@ -12,45 +12,15 @@ import gymnasium
 import torch
 from tensordict import TensorDictBase
 from torchrl.collectors import Collector
-from torchrl.data import Bounded, Categorical
-from torchrl.envs import EnvBase, GymWrapper
+from torchrl.envs import EnvBase
 from torchrl.envs.utils import ExplorationType
 
+from grl_torchrl.rl_modules.sim_env import _GymWrapper
 from grl_torchrl.rl_modules.sim_policies import _PolicySlot
 
 # Steps per env of each collector call while gathering whole episodes: the steps
 # stepped after the last needed episode ends (at most this many) are thrown away.
 _EPISODE_CHUNK = 32
-
-
-class _GymWrapper(GymWrapper):
-    """``GymWrapper`` whose action reading resolves the action spec once.
-
-    ``read_action`` is ``GymLikeEnv``'s hook for turning the action tensor into what
-    the gymnasium env takes. The stock one re-resolves ``full_action_spec`` and re-tests
-    whether the env is batched (importing optional backends) at every step: about a
-    quarter of TorchRL's per-step cost on classic-control envs. The conversion itself
-    is the stock one (``spec.to_numpy``: a numpy array; a Python int for one discrete
-    action).
-    """
-
-    def read_action(self, action):
-        convert = self.__dict__.get("_convert_action")
-        if convert is None:
-            spec = self.action_spec
-            if len(self.action_keys) != 1 or not isinstance(spec, (Bounded, Categorical)):
-                convert = super().read_action
-            elif isinstance(spec, Categorical) and spec.shape.numel() == 1 and not self._is_batched:
-
-                def convert(action):
-                    return int(action)
-            else:
-
-                def convert(action):
-                    return action.detach().cpu().numpy()
-
-            self.__dict__["_convert_action"] = convert
-        return convert(action)
 
 
 def make_gym_env(
@@ -135,7 +105,7 @@ class EnvRunner:
             total_frames=-1,
             auto_register_policy_transforms=False,
             trust_policy=True,
-            use_buffers=False,
+            use_buffers=True,
             track_traj_ids=False,
             split_trajs=False,
             reset_at_each_iter=False,
@@ -182,15 +152,27 @@ class EnvRunner:
         """``steps_per_env`` steps of every env from the carried state: ``[*batch, T]``."""
         self.slot.set_policy(policy, random_policy)
         self.collector.exploration_type = exploration_type
-        # the collector runs ``frames_per_batch`` steps per ``rollout()`` call; with
-        # use_buffers=False nothing is preallocated, so the count can change per call
-        self.collector.frames_per_batch = steps_per_env
+        self._set_steps(steps_per_env)
         self.fresh = False
         with self._rng():
-            data = self.collector.rollout()
+            # the collector stacks the steps into its own buffer, reused by the next call
+            data = self.collector.rollout().clone()
         data.names = None
         self._set_traj_ids(data)
         return data
+
+    def _set_steps(self, steps_per_env: int) -> None:
+        # The collector runs ``frames_per_batch`` steps per ``rollout()`` call and stacks
+        # them into its preallocated ``_final_rollout`` (``use_buffers=True``: about twice
+        # as fast as stacking a list of TensorDicts, ~15% of a Pendulum step). A new count
+        # gets a buffer of the same layout (each call overwrites it whole).
+        collector = self.collector
+        if collector.frames_per_batch != steps_per_env:
+            buffer = collector._final_rollout
+            collector._final_rollout = (
+                buffer[..., :1].expand(*buffer.batch_size[:-1], steps_per_env).clone()
+            )
+            collector.frames_per_batch = steps_per_env
 
     def _set_traj_ids(self, data: TensorDictBase) -> None:
         done = data.get(("next", "done")).reshape(self.num_envs, -1)

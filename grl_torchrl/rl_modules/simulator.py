@@ -82,8 +82,10 @@ class GymEnvSimulator:
     the requested number of steps, with TorchRL's per-step trajectory-id bookkeeping off
     (ids are computed per call from the done flags); vector envs use gymnasium's
     ``DISABLED`` autoreset (TorchRL resets finished sub-envs, no per-step info parsing);
-    a CPU env is left device-less (no per-step ``.to(device)``) and reads actions with a
-    cached spec. See ``benchmarks/bench_simulator.py``.
+    a CPU env is left device-less (no per-step ``.to(device)``); the env's step and
+    partial-reset hooks build their TensorDicts directly from gymnasium's outputs (same
+    data as TorchRL's stock ``GymWrapper``, transforms included); the collector stacks
+    steps into a preallocated buffer. See ``benchmarks/bench_simulator.py``.
 
     Args:
         env_id (str): a registered gymnasium id, e.g. ``"Pendulum-v1"``.
