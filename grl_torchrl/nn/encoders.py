@@ -126,6 +126,7 @@ class GaussianFourierProjectionEncoder(nn.Module):
 
     @property
     def output_dim(self) -> int:
+        """The number of features per sample once flattened, ``prod(x_shape) * 2 * (embed_dim // 2)``."""
         return math.prod(self.x_shape) * 2 * self.W.shape[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
