@@ -1,0 +1,227 @@
+"""Online SAC on Pendulum-v1 with grl_torchrl's DoubleQNetwork and GymEnvSimulator.
+
+TorchRL does the algorithm (``SACLoss``, ``SoftUpdate``, ``TensorDictReplayBuffer``);
+grl_torchrl supplies the critic (a ``DoubleQNetwork`` built from a GenerativeRL config,
+its two heads passed to ``SACLoss``) and the simulator that collects and evaluates.
+
+Run (``make demo`` runs it with the defaults)::
+
+    python examples/sac_pendulum.py                    # seed 0, 15k env steps
+    python examples/sac_pendulum.py seed=1 logger=tensorboard
+
+Every entry of ``config`` below can be overridden as ``key=value``. Output goes to
+``runs/sac_pendulum/seed<seed>/``: ``logs/`` (TorchRL CSV or TensorBoard logger),
+``checkpoint.pt`` (state dicts + config) and ``learning_curve.png``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+from _common import make_logger, parse_overrides, plot_curves, seed_everything, skip_pandas_probe
+from easydict import EasyDict
+from tensordict.nn import TensorDictModule
+from torch import nn
+from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
+from torchrl.modules import MLP, NormalParamExtractor, ProbabilisticActor, TanhNormal
+from torchrl.objectives import SACLoss, SoftUpdate
+from tqdm import tqdm
+
+from grl_torchrl.rl_modules import DoubleQNetwork, GymEnvSimulator, evaluation_summary
+
+config = EasyDict(
+    env_id="Pendulum-v1",
+    seed=0,
+    total_steps=15_000,  # environment steps, warm-up included
+    random_steps=1_000,  # uniform random actions before learning starts (SB3: learning_starts)
+    train_freq=50,  # env steps per collection chunk; as many gradient steps follow each chunk
+    batch_size=256,
+    hidden_size=256,  # actor and critic: two hidden layers of this width
+    lr=1e-3,  # one Adam for actor, critic and temperature
+    gamma=0.99,
+    tau=0.005,  # Polyak factor of the target critic
+    alpha_init=1.0,  # initial SAC temperature (learned, target entropy -dim(A))
+    buffer_size=100_000,
+    eval_every=2_500,  # env steps between evaluations (0: only the final one)
+    eval_episodes=10,
+    num_threads=1,  # torch intra-op threads
+    logger="csv",  # or "tensorboard"
+    out_dir="",  # default: runs/sac_pendulum/seed<seed>
+)
+
+
+def build_networks(
+    cfg: EasyDict, obs_dim: int, action_spec
+) -> tuple[ProbabilisticActor, DoubleQNetwork]:
+    """The tanh-Gaussian actor and the double-Q critic (also used to reload a checkpoint)."""
+    act_dim = action_spec.shape[-1]
+    actor_net = nn.Sequential(
+        MLP(
+            in_features=obs_dim,
+            out_features=2 * act_dim,
+            num_cells=[cfg.hidden_size] * 2,
+            activation_class=nn.ReLU,  # torchrl's MLP defaults to Tanh
+        ),
+        NormalParamExtractor(),  # splits into loc and a positive scale
+    )
+    actor = ProbabilisticActor(
+        TensorDictModule(actor_net, in_keys=["observation"], out_keys=["loc", "scale"]),
+        in_keys=["loc", "scale"],
+        spec=action_spec,
+        distribution_class=TanhNormal,
+        distribution_kwargs={"low": action_spec.space.low, "high": action_spec.space.high},
+    )
+    # The critic config as GenerativeRL pipelines write it: the backbone sees [action, state].
+    critic = DoubleQNetwork(
+        {
+            "backbone": {
+                "type": "ConcatenateMLP",
+                "args": {
+                    "hidden_sizes": [act_dim + obs_dim, cfg.hidden_size, cfg.hidden_size],
+                    "output_size": 1,
+                    "activation": "relu",
+                },
+            }
+        }
+    )
+    return actor, critic
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse_overrides(config, argv)
+    skip_pandas_probe()
+    seed_everything(cfg.seed, cfg.num_threads)
+    out_dir = Path(cfg.out_dir or f"runs/sac_pendulum/seed{cfg.seed}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    logger = make_logger(cfg.logger, out_dir)
+    start = time.perf_counter()
+
+    sim = GymEnvSimulator(cfg.env_id, seed=cfg.seed)
+    try:
+        obs_dim = sim.env.observation_spec["observation"].shape[-1]
+        actor, critic = build_networks(cfg, obs_dim, sim.env.action_spec)
+        # dq.heads share the critic's stacked parameters, so SACLoss trains `critic` itself.
+        loss_module = SACLoss(
+            actor,
+            qvalue_network=critic.heads,
+            num_qvalue_nets=2,
+            loss_function="l2",
+            alpha_init=cfg.alpha_init,
+        )
+        loss_module.make_value_estimator(gamma=cfg.gamma)
+        target_updater = SoftUpdate(loss_module, tau=cfg.tau)
+        # The actor, critic and temperature losses reach disjoint parameters (SACLoss detaches
+        # the critic in the actor loss and the actor in the critic target), so one backward
+        # of their sum and one Adam equal three optimisers with the same learning rate.
+        # The critic's parameters reach SACLoss as expanded views, which
+        # loss_module.parameters() does not list: hand them to the optimiser directly.
+        params = [*loss_module.parameters(), *critic.parameters()]
+        optimizer = torch.optim.Adam(params, lr=cfg.lr, fused=True)
+        buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(cfg.buffer_size))
+
+        curves = {"train episodes": ([], []), "evaluation": ([], [])}
+        episode_return, eval_time, steps = 0.0, 0.0, 0
+        last_eval = float("nan")
+        pbar = tqdm(total=cfg.total_steps, desc="SAC Pendulum", unit="step")
+
+        def evaluate() -> float:
+            nonlocal eval_time
+            tic = time.perf_counter()
+            summary = evaluation_summary(sim.evaluate(actor, num_episodes=cfg.eval_episodes))
+            eval_time += time.perf_counter() - tic
+            curves["evaluation"][0].append(steps)
+            curves["evaluation"][1].append(summary["return_mean"])
+            logger.log_scalar("eval/return_mean", summary["return_mean"], step=steps)
+            logger.log_scalar("eval/return_std", summary["return_std"], step=steps)
+            return summary["return_mean"]
+
+        while steps < cfg.total_steps:
+            warm_up = steps < cfg.random_steps
+            chunk = cfg.random_steps if warm_up else cfg.train_freq
+            chunk = min(chunk, cfg.total_steps - steps)
+            data = sim.collect_steps(actor, num_steps=chunk, random_policy=warm_up)
+            buffer.extend(data)
+            rewards = data["next", "reward"].flatten().tolist()
+            dones = data["next", "done"].flatten().tolist()
+            for reward, done in zip(rewards, dones, strict=True):
+                steps += 1
+                episode_return += reward
+                if done:
+                    curves["train episodes"][0].append(steps)
+                    curves["train episodes"][1].append(episode_return)
+                    logger.log_scalar("train/episode_return", episode_return, step=steps)
+                    episode_return = 0.0
+            pbar.update(chunk)
+
+            if not warm_up:
+                # One draw for the whole chunk: the buffer does not change during these updates
+                # and the sampler draws with replacement, so this is distributed exactly as
+                # `chunk` separate draws of batch_size, at a fraction of the indexing cost.
+                batches = buffer.sample(chunk * cfg.batch_size).reshape(chunk, cfg.batch_size)
+                for batch in batches.unbind(0):
+                    losses = loss_module(batch)
+                    loss = losses["loss_actor"] + losses["loss_qvalue"] + losses["loss_alpha"]
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    target_updater.step()
+                for key in ("loss_actor", "loss_qvalue", "alpha", "entropy"):
+                    logger.log_scalar(f"train/{key}", losses[key].item(), step=steps)
+
+            if cfg.eval_every and steps % cfg.eval_every < chunk and steps < cfg.total_steps:
+                last_eval = evaluate()
+            train_returns = curves["train episodes"][1]
+            pbar.set_postfix_str(
+                f"last episode {train_returns[-1] if train_returns else float('nan'):.0f}, "
+                f"last eval {last_eval:.0f}"
+            )
+        pbar.close()
+        train_time = time.perf_counter() - start - eval_time
+        final = evaluation_summary(sim.evaluate(actor, num_episodes=cfg.eval_episodes))
+    finally:
+        sim.close()
+    curves["evaluation"][0].append(steps)
+    curves["evaluation"][1].append(final["return_mean"])
+    logger.log_scalar("eval/return_mean", final["return_mean"], step=steps)
+    logger.log_scalar("eval/return_std", final["return_std"], step=steps)
+
+    torch.save(
+        {
+            "config": dict(cfg),
+            "actor": actor.state_dict(),
+            "critic": critic.state_dict(),
+            "log_alpha": loss_module.log_alpha.detach().clone(),
+        },
+        out_dir / "checkpoint.pt",
+    )
+    plot_curves(
+        out_dir / "learning_curve.png",
+        curves,
+        title=f"SAC on {cfg.env_id} (seed {cfg.seed})",
+        xlabel="environment steps",
+        ylabel="episode return",
+    )
+    result = {
+        "return_mean": final["return_mean"],
+        "return_std": final["return_std"],
+        "env_steps": steps,
+        "train_time_s": train_time,
+        "wall_time_s": time.perf_counter() - start,
+        "out_dir": out_dir,
+        "actor": actor,
+        "critic": critic,
+    }
+    print(
+        f"SAC {cfg.env_id} seed={cfg.seed}: mean return {final['return_mean']:.1f} "
+        f"± {final['return_std']:.1f} over {cfg.eval_episodes} episodes after {steps} env steps; "
+        f"train time {train_time:.1f} s, wall time {result['wall_time_s']:.1f} s -> {out_dir}"
+    )
+    return result
+
+
+if __name__ == "__main__":
+    import sys
+
+    main(sys.argv[1:])
