@@ -461,3 +461,22 @@ def test_transforms_compose_with_partial_resets_against_gymnasium():
             expected.append(count)
             count = 0 if row[3] or row[4] else count
         assert data[i]["next", "step_count"].reshape(-1).tolist() == expected
+
+
+def test_video_path_without_pillow_is_a_clear_error(tmp_path, monkeypatch):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a, **k: None if name == "PIL" else real_find_spec(name, *a, **k),
+    )
+    path = tmp_path / "eval.gif"
+    with GymEnvSimulator("CartPole-v1", seed=0, max_episode_steps=5) as sim:
+        with pytest.raises(ImportError, match="Pillow"):
+            sim.evaluate(
+                lambda obs: torch.zeros(len(obs), dtype=torch.long),
+                render_args=dict(video_path=str(path)),
+            )
+    assert not path.exists()

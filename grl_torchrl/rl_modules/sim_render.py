@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,12 @@ def check_render_args(render_args: Any) -> dict:
     path = render_args.get("video_path")
     if path is not None and Path(path).suffix.lower() != ".gif":
         raise ValueError(f"render_args['video_path'] must end with '.gif', got {path!r}.")
+    if path is not None and importlib.util.find_spec("PIL") is None:
+        # checked before any episode runs: Pillow is an optional dependency of the package
+        raise ImportError(
+            "render_args['video_path'] writes a GIF with Pillow, which is not installed: "
+            "pip install pillow (or grl_torchrl[examples])."
+        )
     fps = render_args.get("fps", 30)
     if not isinstance(fps, (int, float)) or fps <= 0:
         raise ValueError(f"render_args['fps'] must be a positive number, got {fps!r}.")
@@ -40,7 +47,7 @@ def split_frames(frames: list, lengths: list[int]) -> list[np.ndarray]:
 
 
 def write_gif(path: str | Path, episodes: list[np.ndarray], fps: float) -> None:
-    """Writes the episodes' frames back to back as one GIF (Pillow, shipped with matplotlib)."""
+    """Writes the episodes' frames back to back as one GIF (Pillow, an optional dependency)."""
     from PIL import Image
 
     images = [Image.fromarray(frame) for frames in episodes for frame in frames]
