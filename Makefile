@@ -12,10 +12,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 RUFF := $(VENV)/bin/ruff
-# torch is pinned here (not in pyproject.toml) so that the dev install takes the CPU
-# build on local disk instead of a multi-GB CUDA build. It is installed FIRST, so that the
-# package's `torch>=...` requirement is already met and pip never fetches another build.
-TORCH_PIN ?= torch==2.13.0
+# torch is pinned here (not in pyproject.toml) to the build that lies on these machines'
+# disk, installed FIRST so that the package's `torch>=...` requirement is already met and
+# pip never fetches another build. 2.14.1 (a CUDA build that runs on the CPU, ~5.5 GB venv)
+# rather than the 2.13.0 CPU build: torchrl 0.14.1's C++ extension (prioritized replay's
+# segment trees) does not load beside 2.13.0.
+TORCH_PIN ?= torch==2.14.1
 # The other pins (torchrl, tensordict, gymnasium) for reproducible runs.
 CONSTRAINTS ?= constraints.txt
 PIP_INSTALL := $(PIP) install -q -c $(CONSTRAINTS)
@@ -64,6 +66,9 @@ dist: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_networks.py
 	$(PY) benchmarks/bench_simulator.py
+	$(PY) benchmarks/bench_losses.py
+	$(PY) benchmarks/bench_critic_losses.py
+	$(PY) benchmarks/bench_collectors.py
 
 clean:
 	rm -rf build dist *.egg-info docs/_build .pytest_cache .ruff_cache

@@ -3,24 +3,28 @@
 Both train on Pendulum-v1 with the hyperparameters of ``examples/sac_pendulum.py`` (the
 same network sizes, learning rate, batch size, buffer, warm-up, ``train_freq`` env steps
 then as many gradient steps, tau, gamma, initial temperature and target entropy) and the
-same env-step budget, one after the other in this process with the same torch thread
-count. Timed: from building the agent to the end of training (imports and the final
-evaluation excluded; our periodic evaluations are switched off). Both final policies are
-scored by the same ``GymEnvSimulator.evaluate`` on the same 10 seeded episodes with
-deterministic actions.
+same env-step budget. For each seed the two run AT THE SAME TIME, in two worker processes
+with one torch thread each, so that whatever else loads the machine slows both alike.
+Timed: from building the agent to the end of training (imports and the final evaluation
+excluded; our periodic evaluations are switched off). Both final policies are scored by the
+same ``GymEnvSimulator.evaluate`` on the same 10 seeded episodes with deterministic actions.
 
 Stable-Baselines3 is a dev dependency (``pip install stable-baselines3``). Run::
 
-    python benchmarks/compare_sb3.py                  # seed 0, the example's defaults
-    python benchmarks/compare_sb3.py seed=1 total_steps=10000
+    python benchmarks/compare_sb3.py                        # seeds 0, 1, 2, the defaults
+    python benchmarks/compare_sb3.py seeds=0 total_steps=10000
 
-Any ``key=value`` of the example's config is accepted and applied to both.
+``seeds=`` takes a comma-separated list; any other ``key=value`` of the example's config is
+applied to both.
 """
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import torch
@@ -70,40 +74,82 @@ def run_sb3(cfg) -> tuple[float, dict]:
     return seconds, summary
 
 
-def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_overrides(sac_config, argv)
-    cfg.eval_every = 0
-    cfg.out_dir = cfg.out_dir or f"runs/compare_sb3/seed{cfg.seed}"
-    overrides = [f"{key}={value}" for key, value in cfg.items()]
+def run_ours_job(overrides: list[str]) -> dict:
+    """Worker: the example, reduced to numbers (the networks stay in the worker)."""
+    result = run_ours(overrides)
+    return {k: result[k] for k in ("train_time_s", "return_mean", "return_std")}
 
-    ours = run_ours(overrides)
-    sb3_seconds, sb3 = run_sb3(cfg)
 
-    ratio = ours["train_time_s"] / sb3_seconds
-    rows = [
-        (
-            "grl_torchrl + TorchRL SAC",
-            ours["train_time_s"],
-            ours["return_mean"],
-            ours["return_std"],
-        ),
-        ("Stable-Baselines3 SAC", sb3_seconds, sb3["return_mean"], sb3["return_std"]),
-    ]
-    print(
-        f"\nPendulum-v1, {cfg.total_steps} env steps, seed {cfg.seed}, "
-        f"{torch.get_num_threads()} torch thread(s)"
-    )
-    print(f"{'':28s} {'train wall time':>16s} {'mean return (10 ep.)':>22s}")
-    for name, seconds, mean, std in rows:
-        print(f"{name:28s} {seconds:14.1f} s {mean:14.1f} ± {std:5.1f}")
-    print(f"wall-time ratio ours / SB3: {ratio:.2f}x")
+def run_sb3_job(cfg) -> dict:
+    """Worker: SB3's SAC, reduced to numbers."""
+    seconds, summary = run_sb3(cfg)
     return {
-        "ours_s": ours["train_time_s"],
-        "sb3_s": sb3_seconds,
-        "ratio": ratio,
-        "ours_return": ours["return_mean"],
-        "sb3_return": sb3["return_mean"],
+        "train_time_s": seconds,
+        "return_mean": summary["return_mean"],
+        "return_std": summary["return_std"],
     }
+
+
+def compare_seed(cfg, pool: ProcessPoolExecutor) -> dict:
+    """Ours and SB3 on ``cfg.seed``, started together in the two worker processes."""
+    overrides = [f"{key}={value}" for key, value in cfg.items()]
+    ours_future = pool.submit(run_ours_job, overrides)
+    sb3_future = pool.submit(run_sb3_job, cfg)
+    ours, sb3 = ours_future.result(), sb3_future.result()
+    return {
+        "seed": cfg.seed,
+        "ours_s": ours["train_time_s"],
+        "sb3_s": sb3["train_time_s"],
+        "ratio": ours["train_time_s"] / sb3["train_time_s"],
+        "ours_return": ours["return_mean"],
+        "ours_std": ours["return_std"],
+        "sb3_return": sb3["return_mean"],
+        "sb3_std": sb3["return_std"],
+    }
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    argv = list(argv or ())
+    seeds_args = [a for a in argv if a.startswith("seeds=")]
+    argv = [a for a in argv if not a.startswith("seeds=")]
+    try:
+        seeds = [int(x) for x in (seeds_args[-1][6:] if seeds_args else "0,1,2").split(",")]
+    except ValueError:
+        raise SystemExit(f"seeds: expected comma-separated ints, got {seeds_args[-1]!r}") from None
+    base = parse_overrides(sac_config, argv)
+    base.eval_every = 0
+    rows = []
+    # spawn: fresh interpreters (no forked torch/OpenMP state); the pool's context manager
+    # joins both workers before returning
+    with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
+        for seed in seeds:
+            cfg = parse_overrides(base, [f"seed={seed}"])
+            cfg.out_dir = base.out_dir or f"runs/compare_sb3/seed{seed}"
+            rows.append(compare_seed(cfg, pool))
+            row = rows[-1]
+            print(
+                f"seed {seed}: ours {row['ours_s']:.1f} s, {row['ours_return']:.1f} "
+                f"± {row['ours_std']:.1f}; SB3 {row['sb3_s']:.1f} s, {row['sb3_return']:.1f} "
+                f"± {row['sb3_std']:.1f}; wall-time ratio {row['ratio']:.2f}x",
+                flush=True,
+            )
+    print(
+        f"\nPendulum-v1, {base.total_steps} env steps, ours and SB3 concurrently, "
+        f"{base.num_threads} torch thread(s) each"
+    )
+    print(
+        f"{'seed':>4s} {'ours s':>8s} {'SB3 s':>8s} {'ratio':>6s} {'ours return':>16s} "
+        f"{'SB3 return':>16s}"
+    )
+    for r in rows:
+        print(
+            f"{r['seed']:4d} {r['ours_s']:8.1f} {r['sb3_s']:8.1f} {r['ratio']:5.2f}x "
+            f"{r['ours_return']:8.1f} ± {r['ours_std']:5.1f} {r['sb3_return']:8.1f} "
+            f"± {r['sb3_std']:5.1f}"
+        )
+    if len(rows) > 1:
+        print(f"median wall-time ratio: {statistics.median(r['ratio'] for r in rows):.2f}x")
+    return rows
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 1. Behaviour policies. ``random``: uniform random actions. ``sac``: a partly trained SAC
    actor, from a short run of ``examples/sac_pendulum.py`` (``behaviour_sac_steps`` env
    steps, imported and run here). Both act stochastically while the dataset is collected.
+   ``controller_episodes=25`` adds ``idql_offline.py``'s noisy swing-up controller, so that
+   both examples train on the same data (``examples/offline_data.py`` holds the recipe).
 2. Dataset: whole episodes of each policy collected with ``GymEnvSimulator``, written to
    disk with a TorchRL ``LazyMemmapStorage`` (``ReplayBuffer.dumps``) and read back
    (``ReplayBuffer.loads``); training samples only the reloaded copy.
@@ -21,6 +23,7 @@ Run::
 
     python examples/iql_offline.py
     python examples/iql_offline.py beta=1.0 train_steps=20000
+    python examples/iql_offline.py controller_episodes=25   # idql_offline.py's dataset
 
 Output in ``runs/iql_offline/seed<seed>/``: ``dataset/`` (the saved buffer), ``behaviour_sac/``
 (the SAC run), ``logs/``, ``checkpoint.pt``, ``learning_curve.png``.
@@ -29,18 +32,16 @@ Output in ``runs/iql_offline/seed<seed>/``: ``dataset/`` (the saved buffer), ``b
 from __future__ import annotations
 
 import copy
-import shutil
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import make_logger, parse_overrides, plot_curves, seed_everything, skip_pandas_probe
+from _common import make_logger, parse_overrides, plot_curves, skip_pandas_probe
 from easydict import EasyDict
+from offline_data import behaviour_returns, build_dataset
 from sac_pendulum import build_networks
-from sac_pendulum import main as train_sac
 from tensordict import TensorDict
-from torchrl.data import LazyMemmapStorage, TensorDictReplayBuffer
 from tqdm import tqdm
 
 from grl_torchrl.rl_modules import GymEnvSimulator, VNetwork, evaluation_summary
@@ -51,6 +52,8 @@ config = EasyDict(
     behaviour_sac_steps=3_000,  # env steps of the SAC run that gives the partly trained policy
     random_episodes=25,  # dataset episodes of the uniform random policy
     behaviour_episodes=25,  # dataset episodes of the partly trained SAC policy
+    controller_episodes=0,  # dataset episodes of the noisy swing-up controller (idql: 25)
+    controller_noise=0.5,  # probability of a uniform random action in the controller's steps
     train_steps=10_000,  # gradient steps
     batch_size=256,
     hidden_size=256,
@@ -66,8 +69,6 @@ config = EasyDict(
     logger="csv",
     out_dir="",  # default: runs/iql_offline/seed<seed>
 )
-
-BEHAVIOURS = ("random", "sac")
 
 
 def build_value(cfg: EasyDict, obs_dim: int) -> VNetwork:
@@ -86,15 +87,6 @@ def build_value(cfg: EasyDict, obs_dim: int) -> VNetwork:
     )
 
 
-def behaviour_returns(data: TensorDict) -> dict[str, float]:
-    """Mean episode return of each behaviour policy, read from the (reloaded) dataset."""
-    episode = data["episode"]
-    rewards = data["next", "reward"].flatten()
-    totals = torch.zeros(int(episode.max()) + 1).index_add_(0, episode, rewards)
-    owner = torch.zeros_like(totals, dtype=torch.long).index_copy_(0, episode, data["behaviour"])
-    return {name: float(totals[owner == i].mean()) for i, name in enumerate(BEHAVIOURS)}
-
-
 def main(argv: list[str] | None = None) -> dict:
     cfg = parse_overrides(config, argv)
     skip_pandas_probe()
@@ -102,41 +94,10 @@ def main(argv: list[str] | None = None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
 
-    # 1. The partly trained behaviour policy: a short SAC run (it seeds everything itself).
-    sac = train_sac(
-        [
-            f"seed={cfg.seed}",
-            f"total_steps={cfg.behaviour_sac_steps}",
-            "eval_every=0",
-            f"eval_episodes={cfg.eval_episodes}",
-            f"num_threads={cfg.num_threads}",
-            f"logger={cfg.logger}",
-            f"out_dir={out_dir / 'behaviour_sac'}",
-        ]
-    )
-    seed_everything(cfg.seed, cfg.num_threads)
+    # 1-2. The behaviour policies and the dataset, saved and reloaded (offline_data.py).
+    buffer, info = build_dataset(cfg, out_dir)
+    sac, obs_dim, action_spec = info["sac"], info["obs_dim"], info["action_spec"]
     logger = make_logger(cfg.logger, out_dir)
-
-    # 2. The dataset: whole episodes of each behaviour policy, saved and reloaded.
-    with GymEnvSimulator(cfg.env_id, seed=cfg.seed) as sim:
-        parts = [
-            sim.collect_steps(None, num_episodes=cfg.random_episodes, random_policy=True),
-            sim.collect_episodes(sac["actor"], num_episodes=cfg.behaviour_episodes),
-        ]
-        obs_dim = sim.env.observation_spec["observation"].shape[-1]
-        action_spec = sim.env.action_spec
-    for index, part in enumerate(parts):
-        part["behaviour"] = torch.full(part.shape, index)
-    dataset = torch.cat(parts)
-    ends = dataset["next", "done"].flatten().long()
-    dataset["episode"] = ends.cumsum(0) - ends  # episode index of every step
-    dataset_dir = out_dir / "dataset"
-    shutil.rmtree(dataset_dir, ignore_errors=True)
-    writer = TensorDictReplayBuffer(storage=LazyMemmapStorage(dataset.shape[0]))
-    writer.extend(dataset)
-    writer.dumps(dataset_dir)
-    buffer = TensorDictReplayBuffer(storage=LazyMemmapStorage(dataset.shape[0]))
-    buffer.loads(dataset_dir)
     behaviour = behaviour_returns(buffer[:])
     best_name = max(behaviour, key=behaviour.get)
     for name, value in behaviour.items():
@@ -221,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
         title=f"Offline IQL on {cfg.env_id} (seed {cfg.seed})",
         xlabel="gradient steps",
         ylabel="episode return",
-        references={f"dataset: {name} policy": behaviour[name] for name in BEHAVIOURS},
+        references={f"dataset: {name} policy": value for name, value in behaviour.items()},
     )
     learned = summary["return_mean"]
     result = {
@@ -237,11 +198,11 @@ def main(argv: list[str] | None = None) -> dict:
         "critic": critic,
         "value": value,
     }
+    others = ", ".join(f"{k} {v:.1f}" for k, v in behaviour.items() if k != best_name)
     print(
         f"IQL {cfg.env_id} seed={cfg.seed}: learned policy {learned:.1f} ± {summary['return_std']:.1f}"
         f" over {cfg.eval_episodes} episodes vs best behaviour policy in the dataset "
-        f"({best_name}) {behaviour[best_name]:.1f} (random {behaviour['random']:.1f}; the SAC "
-        f"behaviour actor scores {sac['return_mean']:.1f} with deterministic actions); "
+        f"({best_name}) {behaviour[best_name]:.1f} ({others}; the SAC behaviour actor scores {sac['return_mean']:.1f} with deterministic actions); "
         f"{len(buffer)} transitions; wall time {result['wall_time_s']:.1f} s -> {out_dir}"
     )
     return result

@@ -1,8 +1,10 @@
 """Online SAC on Pendulum-v1 with grl_torchrl's DoubleQNetwork and GymEnvSimulator.
 
-TorchRL does the algorithm (``SACLoss``, ``SoftUpdate``, ``TensorDictReplayBuffer``);
-grl_torchrl supplies the critic (a ``DoubleQNetwork`` built from a GenerativeRL config,
-its two heads passed to ``SACLoss``) and the simulator that collects and evaluates.
+TorchRL does the algorithm (``SoftUpdate``, ``TensorDictReplayBuffer``, and ``SACLoss``'s
+maths); grl_torchrl supplies the critic (a ``DoubleQNetwork`` built from a GenerativeRL
+config), the simulator that collects and evaluates, and ``grl_torchrl.objectives.SACLoss``:
+TorchRL's ``SACLoss`` with the critic's two heads evaluated in one batched pass (same
+values, no ``torch.vmap``), which trains the ``DoubleQNetwork`` it is given.
 
 Run (``make demo`` runs it with the defaults)::
 
@@ -26,9 +28,10 @@ from tensordict.nn import TensorDictModule
 from torch import nn
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 from torchrl.modules import MLP, NormalParamExtractor, ProbabilisticActor, TanhNormal
-from torchrl.objectives import SACLoss, SoftUpdate
+from torchrl.objectives import SoftUpdate
 from tqdm import tqdm
 
+from grl_torchrl.objectives import SACLoss
 from grl_torchrl.rl_modules import DoubleQNetwork, GymEnvSimulator, evaluation_summary
 
 config = EasyDict(
@@ -101,25 +104,33 @@ def main(argv: list[str] | None = None) -> dict:
     sim = GymEnvSimulator(cfg.env_id, seed=cfg.seed)
     try:
         obs_dim = sim.env.observation_spec["observation"].shape[-1]
-        actor, critic = build_networks(cfg, obs_dim, sim.env.action_spec)
-        # dq.heads share the critic's stacked parameters, so SACLoss trains `critic` itself.
+        action_spec = sim.env.action_spec
+        actor, critic = build_networks(cfg, obs_dim, action_spec)
+        # Given the DoubleQNetwork itself, the loss owns the two heads' parameters and binds
+        # `critic` to them: the optimiser below trains `critic`, which the checkpoint saves.
         loss_module = SACLoss(
-            actor,
-            qvalue_network=critic.heads,
-            num_qvalue_nets=2,
-            loss_function="l2",
-            alpha_init=cfg.alpha_init,
+            actor, qvalue_network=critic, loss_function="l2", alpha_init=cfg.alpha_init
         )
         loss_module.make_value_estimator(gamma=cfg.gamma)
         target_updater = SoftUpdate(loss_module, tau=cfg.tau)
         # The actor, critic and temperature losses reach disjoint parameters (SACLoss detaches
         # the critic in the actor loss and the actor in the critic target), so one backward
         # of their sum and one Adam equal three optimisers with the same learning rate.
-        # The critic's parameters reach SACLoss as expanded views, which
-        # loss_module.parameters() does not list: hand them to the optimiser directly.
-        params = [*loss_module.parameters(), *critic.parameters()]
-        optimizer = torch.optim.Adam(params, lr=cfg.lr, fused=True)
+        optimizer = torch.optim.Adam(loss_module.parameters(), lr=cfg.lr, fused=True)
         buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(cfg.buffer_size))
+
+        # Exploration for the collector: the actor's own network and the same tanh-Gaussian
+        # as its TanhNormal, as a plain function of the observation. Calling the
+        # ProbabilisticActor builds a TanhNormal through the TensorDict modules at every env
+        # step: ~0.55 ms of a ~1.06 ms step (measured); this policy brings the step to ~0.43 ms.
+        actor_net = actor.module[0].module  # MLP + NormalParamExtractor -> (loc, scale)
+        low, high = action_spec.space.low, action_spec.space.high
+
+        @torch.no_grad()
+        def explore(observation: torch.Tensor) -> torch.Tensor:
+            loc, scale = actor_net(observation)
+            squashed = torch.tanh(loc + scale * torch.randn_like(loc))
+            return low + (high - low) * (squashed + 1) / 2
 
         curves = {"train episodes": ([], []), "evaluation": ([], [])}
         episode_return, eval_time, steps = 0.0, 0.0, 0
@@ -141,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
             warm_up = steps < cfg.random_steps
             chunk = cfg.random_steps if warm_up else cfg.train_freq
             chunk = min(chunk, cfg.total_steps - steps)
-            data = sim.collect_steps(actor, num_steps=chunk, random_policy=warm_up)
+            data = sim.collect_steps(explore, num_steps=chunk, random_policy=warm_up)
             buffer.extend(data)
             rewards = data["next", "reward"].flatten().tolist()
             dones = data["next", "done"].flatten().tolist()

@@ -45,12 +45,17 @@ def test_docs_build_without_warnings(html: Path) -> None:
         assert (html / f"{page}.html").is_file(), page
     assert (html / "api" / "rl_modules.html").is_file()
     assert (html / "api" / "nn.html").is_file()
+    assert (html / "api" / "objectives.html").is_file()
 
 
 @pytest.mark.parametrize(
     ("module", "page"),
-    [(grl_torchrl.rl_modules, "rl_modules"), (grl_torchrl.nn, "nn")],
-    ids=["rl_modules", "nn"],
+    [
+        (grl_torchrl.rl_modules, "rl_modules"),
+        (grl_torchrl.nn, "nn"),
+        (grl_torchrl.objectives, "objectives"),
+    ],
+    ids=["rl_modules", "nn", "objectives"],
 )
 def test_every_public_name_has_an_api_entry(html: Path, module, page: str) -> None:
     text = (html / "api" / f"{page}.html").read_text(encoding="utf-8")
@@ -60,7 +65,9 @@ def test_every_public_name_has_an_api_entry(html: Path, module, page: str) -> No
 
 
 PUBLIC = [
-    (module, name) for module in (grl_torchrl.rl_modules, grl_torchrl.nn) for name in module.__all__
+    (module, name)
+    for module in (grl_torchrl.rl_modules, grl_torchrl.nn, grl_torchrl.objectives)
+    for name in module.__all__
 ]
 
 
@@ -78,7 +85,7 @@ def test_public_object_has_a_docstring_and_classes_an_example(module, name: str)
 def test_top_level_exports_are_documented_under_rl_modules() -> None:
     # grl_torchrl re-exports rl_modules; the reference documents them there only.
     extra = set(grl_torchrl.__all__) - set(grl_torchrl.rl_modules.__all__)
-    assert extra == {"__version__", "nn", "rl_modules"}
+    assert extra == {"__version__", "nn", "objectives", "rl_modules"}
 
 
 def test_release_in_docs_is_the_package_version(html: Path) -> None:

@@ -1,7 +1,9 @@
 import pytest
 import torch
 from easydict import EasyDict
+from tensordict import TensorDict
 from torch import nn
+from torch.func import functional_call
 
 from grl_torchrl.nn import ConcatenateMLP, MultiLayerPerceptron, build_block
 
@@ -98,3 +100,94 @@ def test_bad_block_args_give_clear_error():
         )
     with pytest.raises(ValueError, match="'type'"):
         build_block({"args": {}}, kind="module", where="backbone")
+
+
+# --- upstream's scale / shrink and the swish / square activations ---
+
+
+def _upstream_mlp_keys(n_linear, swish=False, scale=False, prefix=""):
+    # Upstream: "scale" (a parameter of the MLP itself) comes before the Sequential's entries.
+    keys = [f"{prefix}scale"] if scale else []
+    for i in range(n_linear):
+        keys += [f"{prefix}model.linear{i}.weight", f"{prefix}model.linear{i}.bias"]
+        if swish and i < n_linear - 1:
+            keys.append(f"{prefix}model.activation{i}.beta")
+    return keys
+
+
+def test_mlp_scale_multiplies_output_and_is_upstreams_frozen_parameter():
+    mlp = MultiLayerPerceptron([4, 8], output_size=2, activation="relu", scale=-2.5)
+    assert list(mlp.state_dict()) == _upstream_mlp_keys(2, scale=True)
+    assert mlp.scale.shape == () and not mlp.scale.requires_grad
+    assert [n for n, p in mlp.named_parameters() if p.requires_grad] == [
+        "model.linear0.weight",
+        "model.linear0.bias",
+        "model.linear1.weight",
+        "model.linear1.bias",
+    ]
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(mlp(x), -2.5 * _hand_mlp(mlp.model, x))
+    # an upstream checkpoint's scale loads into ours
+    sd = mlp.state_dict()
+    sd["scale"] = torch.tensor(0.5)
+    mlp.load_state_dict(sd)
+    torch.testing.assert_close(mlp(x), 0.5 * _hand_mlp(mlp.model, x))
+    plain = MultiLayerPerceptron([4, 8], output_size=2, activation="relu")
+    assert "scale" not in plain.state_dict() and plain.scale == 1.0
+
+
+def test_concatenate_mlp_applies_scale():
+    net = ConcatenateMLP(hidden_sizes=[5, 8], output_size=1, activation="relu", scale=3.0)
+    assert list(net.state_dict()) == _upstream_mlp_keys(2, scale=True, prefix="model.")
+    a, b = torch.randn(2, 3, 2), torch.randn(2, 3, 3)
+    torch.testing.assert_close(net(a, b), 3.0 * _hand_mlp(net.model.model, torch.cat([a, b], -1)))
+
+
+@pytest.mark.parametrize("final_activation", [None, "tanh"])
+def test_mlp_shrink_redraws_only_the_last_linear_weight(final_activation):
+    torch.manual_seed(0)
+    ref = MultiLayerPerceptron([16, 256], 64, "relu", final_activation=final_activation)
+    torch.manual_seed(0)
+    mlp = MultiLayerPerceptron(
+        [16, 256], 64, "relu", final_activation=final_activation, shrink=0.01
+    )
+    last = mlp.model.linear1
+    assert abs(last.weight.std().item() - 0.01) < 0.001  # 16,384 draws of N(0, 0.01²)
+    assert abs(last.weight.mean().item()) < 0.001
+    # the default init would have std ~ 1/sqrt(3 * 256) ~ 0.036; bias and first layer untouched
+    assert ref.model.linear1.weight.std().item() > 0.03
+    torch.testing.assert_close(last.bias, ref.model.linear1.bias)
+    torch.testing.assert_close(mlp.model.linear0.weight, ref.model.linear0.weight)
+
+
+def test_mlp_swish_layout_and_learnable_beta():
+    mlp = MultiLayerPerceptron([3, 6, 5], output_size=1, activation="swish")
+    assert list(mlp.state_dict()) == _upstream_mlp_keys(3, swish=True)
+    assert mlp.model.activation0.beta is not mlp.model.activation1.beta
+    with torch.no_grad():
+        mlp.model.activation0.beta.fill_(0.5)
+        mlp.model.activation1.beta.fill_(2.0)
+    x = torch.randn(4, 3)
+    lin = [mlp.model.linear0, mlp.model.linear1, mlp.model.linear2]
+    h = x
+    for layer, beta in zip(lin[:2], [0.5, 2.0], strict=True):
+        z = h @ layer.weight.T + layer.bias
+        h = z / (1 + torch.exp(-beta * z))
+    expected = h @ lin[2].weight.T + lin[2].bias
+    torch.testing.assert_close(mlp(x), expected)
+    mlp(x).sum().backward()
+    assert mlp.model.activation0.beta.grad is not None  # beta trains
+
+
+def test_mlp_scale_applies_under_functional_calls():
+    # TorchRL losses run the critic with swapped-in parameters (TensorDict.to_module,
+    # torch.func.functional_call): "scale" then arrives as a plain tensor.
+    mlp = MultiLayerPerceptron([3, 8], 1, "relu", scale=10.0)
+    x = torch.randn(4, 3)
+    params = dict(mlp.named_parameters())
+    params["scale"] = torch.tensor(2.0)
+    torch.testing.assert_close(functional_call(mlp, params, (x,)), 2.0 * _hand_mlp(mlp.model, x))
+    swapped = TensorDict.from_module(mlp).clone()
+    swapped["scale"] = torch.tensor(3.0)
+    with swapped.to_module(mlp):
+        torch.testing.assert_close(mlp(x), 3.0 * _hand_mlp(mlp.model, x))

@@ -66,6 +66,9 @@ def test_unknown_names_list_known_ones():
         ("softplus", nn.functional.softplus),
         ("elu", nn.functional.elu),
         ("leaky_relu", nn.functional.leaky_relu),
+        ("swish", lambda x: x / (1 + torch.exp(-x))),  # beta starts at 1
+        ("square", lambda x: x * x),
+        ("identity", lambda x: x),
     ],
 )
 def test_activations_match_functional(name, fn):
@@ -73,3 +76,14 @@ def test_activations_match_functional(name, fn):
     act = get_activation(name.upper())
     torch.testing.assert_close(act(x), fn(x))
     assert act is not get_activation(name)
+
+
+def test_swish_beta_is_a_trainable_parameter_per_instance():
+    act = get_activation("Swish")
+    assert [n for n, p in act.named_parameters() if p.requires_grad] == ["beta"]
+    with torch.no_grad():
+        act.beta.fill_(3.0)
+    x = torch.linspace(-2, 2, 9)
+    torch.testing.assert_close(act(x), x / (1 + torch.exp(-3.0 * x)))
+    assert get_activation("swish").beta.item() == 1.0  # a new instance, its own beta
+    assert not list(get_activation("square").parameters())

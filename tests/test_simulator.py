@@ -17,8 +17,7 @@ from grl_torchrl.rl_modules import (
     evaluation_summary,
     to_records,
 )
-from grl_torchrl.rl_modules.sim_runner import make_gym_env
-from grl_torchrl.rl_modules.simulator import EVAL_SEED_OFFSET
+from grl_torchrl.rl_modules.simulator import EVAL_SEED_OFFSET, make_gym_env
 
 
 class ScriptedPolicy:
@@ -405,7 +404,7 @@ def test_close_releases_everything():
     sim.close()  # idempotent
 
 
-# ------------------------------------------------- lean TorchRL hooks (sim_env.py)
+# ------------------------------------------------- lean TorchRL hooks (simulator/env.py)
 @pytest.mark.parametrize("env_id,num_envs", [("Pendulum-v1", 1), ("CartPole-v1", 4)])
 def test_lean_hooks_match_stock_gymwrapper(env_id, num_envs):
     """TorchRL's own rollout (step_and_maybe_reset, partial resets), bare and under

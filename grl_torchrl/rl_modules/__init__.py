@@ -1,11 +1,17 @@
 """Value and Q networks and the gym simulator (the ``grl.rl_modules`` API on TorchRL)."""
 
+from grl_torchrl.rl_modules.collectors import (
+    CollectorWorkerError,
+    make_collector,
+    to_simulator_layout,
+)
 from grl_torchrl.rl_modules.simulator import (
     GymEnvSimulator,
     NumpyPolicyWrapper,
     evaluation_summary,
     to_records,
 )
+from grl_torchrl.rl_modules.upstream_layout import to_upstream_state_dict
 from grl_torchrl.rl_modules.value_networks import (
     DoubleQNetwork,
     DoubleVNetwork,
@@ -17,6 +23,9 @@ from grl_torchrl.rl_modules.value_networks import (
 )
 
 __all__ = [
+    "CollectorWorkerError",
+    "make_collector",
+    "to_simulator_layout",
     "DoubleQNetwork",
     "DoubleVNetwork",
     "EnsembleQNetwork",
@@ -28,4 +37,5 @@ __all__ = [
     "VNetwork",
     "evaluation_summary",
     "to_records",
+    "to_upstream_state_dict",
 ]

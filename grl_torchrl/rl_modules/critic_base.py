@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase
@@ -13,6 +14,7 @@ from torch import nn
 
 from grl_torchrl.nn.encoders import IdentityEncoder
 from grl_torchrl.nn.registry import build_block
+from grl_torchrl.rl_modules.ensemble import owner_of
 
 __all__ = ["CriticBase", "build_critic_model"]
 
@@ -81,20 +83,87 @@ class CriticBase(TensorDictModuleBase):
         self.in_keys = in_keys
         self.out_keys = out_keys
         self._roles = roles
-        self._state_encoder_is_identity = config.get("state_encoder") is None or str(
-            config["state_encoder"].get("type", "")
-        ).lower() in ("identity", "identityencoder")
-
-    def _copy_io(self, other: CriticBase) -> None:
-        self.is_q = other.is_q
-        self.in_keys = other.in_keys
-        self.out_keys = other.out_keys
-        self._roles = other._roles
-        self._state_encoder_is_identity = other._state_encoder_is_identity
+        self._identity_roles = {
+            role
+            for role in roles
+            if config.get(f"{role}_encoder") is None
+            or str(config[f"{role}_encoder"].get("type", "")).lower()
+            in ("identity", "identityencoder")
+        }
+        self._state_encoder_is_identity = "state" in self._identity_roles
+        # the dtype inputs are cast to is read off this parameter at each call (a TorchRL loss
+        # swaps parameters in and may cast them); walking its path costs ~2 us, listing
+        # every parameter ~30 us
+        self._dtype_source = next(
+            (name for name, p in self.named_parameters() if p.is_floating_point()), None
+        )
 
     @staticmethod
     def _backbone_order(inputs: Mapping[str, Any]) -> list[str]:
         return [role for role in _BACKBONE_ORDER if inputs.get(role) is not None]
+
+    def _param_dtype(self) -> torch.dtype | None:
+        if self._dtype_source is None:
+            return None
+        owner, leaf = owner_of(self, self._dtype_source)
+        return getattr(owner, leaf).dtype
+
+    def _prepare(self, inputs: dict[str, Any], dtype: torch.dtype | None = None) -> dict[str, Any]:
+        """Checks each input's type and rank, and applies the dtype rule.
+
+        Numpy arrays become tensors. Floating-point inputs are cast to the network's dtype
+        (float64 MuJoCo observations reach a float32 network as float32). Integer or bool
+        inputs are passed on only to an encoder (e.g. an embedding of discrete states); an
+        identity encoder would feed them to a Linear layer, so they raise ``TypeError``.
+        ``dtype`` overrides the network's (a fused loss computes with the loss's parameters).
+        """
+        name = type(self).__name__
+        dtype = dtype or self._param_dtype()
+        prepared = {}
+        for role, value in inputs.items():
+            if value is None:
+                prepared[role] = None
+                continue
+            if isinstance(value, np.ndarray):
+                value = torch.as_tensor(value)
+            if isinstance(value, torch.Tensor):
+                if value.dim() == 0:
+                    raise ValueError(
+                        f"{name}: input {role!r} is a 0-d tensor; expected shape "
+                        f"[*batch, features] (a single {role} is [1, features] or [features])"
+                    )
+                if value.is_floating_point() or value.is_complex():
+                    if dtype is not None and value.dtype != dtype:
+                        value = value.to(dtype)
+                elif role in self._identity_roles:
+                    raise TypeError(
+                        f"{name}: input {role!r} has dtype {value.dtype}, but the network "
+                        f"computes in {dtype}; cast it (e.g. .float()) or give the config a "
+                        f"{role}_encoder that takes integers (e.g. DiscreteEmbeddingEncoder)"
+                    )
+            elif not isinstance(value, (TensorDictBase, Mapping)):
+                raise TypeError(
+                    f"{name}: input {role!r} must be a tensor, a numpy array or (for dict "
+                    f"observations) a TensorDict, got {type(value).__name__}"
+                )
+            prepared[role] = value
+        return prepared
+
+    def _check_batch(self, order: Sequence[str], embeddings: Sequence[torch.Tensor]) -> None:
+        """Raises ``ValueError`` unless every encoded input has the same batch dims.
+
+        Inputs are never broadcast against each other: a ``[6, S]`` state with a ``[3, 2, A]``
+        action is a caller's mistake, not a ``[6, 1]`` answer.
+        """
+        batches = [tuple(e.shape[:-1]) for e in embeddings]
+        if any(b != batches[0] for b in batches[1:]):
+            shapes = ", ".join(
+                f"{role} {list(e.shape)}" for role, e in zip(order, embeddings, strict=True)
+            )
+            raise ValueError(
+                f"{type(self).__name__}: inputs must share their batch dims (all but the last), "
+                f"got (after encoding) {shapes}"
+            )
 
     def _evaluate(self, inputs: dict[str, Any]) -> torch.Tensor:
         raise NotImplementedError
@@ -156,6 +225,6 @@ class CriticBase(TensorDictModuleBase):
             and self._is_batch_td(args[0])
         ):
             td = args[0]
-            td.set(self.out_keys[0], self._evaluate(self._inputs_from_td(td)))
+            td.set(self.out_keys[0], self._evaluate(self._prepare(self._inputs_from_td(td))))
             return td
-        return self._evaluate(self._inputs_from_call(args, kwargs))
+        return self._evaluate(self._prepare(self._inputs_from_call(args, kwargs)))

@@ -18,10 +18,10 @@ from torch.func import functional_call
 
 from grl_torchrl.nn.backbones import ConcatenateMLP, MultiLayerPerceptron
 
-__all__ = ["call_stacked", "fused_mlp_path", "run_fused_mlp", "stack_modules"]
+__all__ = ["call_stacked", "fused_mlp_path", "owner_of", "run_fused_mlp", "stack_modules"]
 
 
-def _owner(root: nn.Module, name: str) -> tuple[nn.Module, str]:
+def owner_of(root: nn.Module, name: str) -> tuple[nn.Module, str]:
     path, _, leaf = name.rpartition(".")
     return (root.get_submodule(path) if path else root), leaf
 
@@ -37,11 +37,11 @@ def stack_modules(modules: Sequence[nn.Module]) -> tuple[nn.Module, nn.Module]:
     stacked = copy.deepcopy(first)
     with torch.no_grad():
         for name, param in first.named_parameters():
-            owner, leaf = _owner(stacked, name)
+            owner, leaf = owner_of(stacked, name)
             data = torch.stack([m.get_parameter(name) for m in modules])
             setattr(owner, leaf, nn.Parameter(data, requires_grad=param.requires_grad))
         for name, _ in first.named_buffers():
-            owner, leaf = _owner(stacked, name)
+            owner, leaf = owner_of(stacked, name)
             owner._buffers[leaf] = torch.stack([m.get_buffer(name) for m in modules])
     return stacked, copy.deepcopy(first).to("meta")
 
@@ -85,6 +85,9 @@ def fused_mlp_path(backbone: nn.Module) -> str | None:
     elif isinstance(backbone, MultiLayerPerceptron):
         path = "model"
     else:
+        return None
+    mlp = backbone.model if isinstance(backbone, ConcatenateMLP) else backbone
+    if not isinstance(mlp.scale, float):  # upstream's output scale: the vmap path applies it
         return None
     for layer in backbone.get_submodule(path):
         stateless = not any(True for _ in layer.parameters()) and not any(

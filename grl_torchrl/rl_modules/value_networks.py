@@ -18,15 +18,20 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from tensordict import TensorDictBase
 from tensordict.utils import NestedKey
+from torch import nn
 
+from grl_torchrl.nn._checks import check_int
 from grl_torchrl.rl_modules.critic_base import CriticBase, build_critic_model
 from grl_torchrl.rl_modules.ensemble import (
     call_stacked,
     fused_mlp_path,
+    owner_of,
     run_fused_mlp,
     stack_modules,
 )
+from grl_torchrl.rl_modules.upstream_layout import load_upstream_layout
 
 __all__ = [
     "DoubleQNetwork",
@@ -57,6 +62,7 @@ class _SingleCritic(CriticBase):
     def _evaluate(self, inputs: dict[str, Any]) -> torch.Tensor:
         order = self._backbone_order(inputs)
         embeddings = [self.model[f"{role}_encoder"](inputs[role]) for role in order]
+        self._check_batch(order, embeddings)
         return self.model["backbone"](*embeddings)
 
 
@@ -109,28 +115,6 @@ class VNetwork(_SingleCritic):
     is_q = False
 
 
-class _EnsembleHead(CriticBase):
-    """One head of an ensemble; its parameters ARE the ensemble's stacked parameters.
-
-    The ``head_index`` buffer selects its slice. When several heads are given to a TorchRL
-    loss (``qvalue_network=ens.heads``), ``TensorDict.from_modules`` sees the same parameter
-    objects in every head and expands them instead of copying, so the loss trains the
-    ensemble's own parameters, while the stacked ``head_index`` tells each vmapped call which
-    head it is.
-    """
-
-    def __init__(self, parent: _EnsembleCritic, index: int) -> None:
-        super().__init__()
-        self._copy_io(parent)
-        self.stacked = parent.stacked
-        object.__setattr__(self, "_parent", parent)
-        device = next(iter(parent.stacked.parameters())).device
-        self.register_buffer("head_index", torch.tensor([index], device=device))
-
-    def _evaluate(self, inputs: dict[str, Any]) -> torch.Tensor:
-        return self._parent._evaluate_heads(inputs, self.head_index).squeeze(0)
-
-
 class _EnsembleCritic(CriticBase):
     _single_cls: type[_SingleCritic]
     _upstream_tag: str
@@ -145,10 +129,10 @@ class _EnsembleCritic(CriticBase):
         out_keys: Sequence[NestedKey] | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(num_heads, int) or num_heads < 1:
-            raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
+        name = type(self).__name__
+        num_heads = check_int(name, "num_heads", num_heads)
         if reduction not in _REDUCTIONS:
-            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+            raise ValueError(f"{name}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
         self.config = config
         self.num_heads = num_heads
         self.reduction = reduction
@@ -158,30 +142,128 @@ class _EnsembleCritic(CriticBase):
         object.__setattr__(self, "_template", template)
         self._fused_path = fused_mlp_path(template["backbone"])
         self._init_io(config, in_keys, out_keys)
-        self.register_load_state_dict_pre_hook(_load_upstream_layout)
+        self.register_load_state_dict_pre_hook(load_upstream_layout)
 
+    # ------------------------------------------------------------------ TorchRL losses
     @property
-    def heads(self) -> list[_EnsembleHead]:
-        """Per-head TensorDict modules writing ``out_keys[0]`` whose parameters are this
-        ensemble's.
+    def heads(self) -> list[_SingleCritic]:
+        """The heads as ``num_heads`` independent single networks, for a TorchRL loss.
 
-        ``SACLoss(qvalue_network=ens.heads, ...)`` then backpropagates into this ensemble's own
-        parameters (the loss holds views of them, not copies, and does not list them in
-        ``loss.parameters()``): give ``ens.parameters()`` to the critic optimiser.
+        Each head is a :class:`QNetwork` / :class:`VNetwork` (same ``in_keys`` /
+        ``out_keys``) holding its own copy of that head's current weights, so a loss given
+        ``qvalue_network=ens.heads`` stacks them into parameters it owns, exactly as it does
+        with a list of TorchRL critics: optimisers built from ``loss.qvalue_network_params``
+        or ``loss.parameters()`` train them, the target holds ``num_heads`` copies, and
+        ``loss.state_dict()`` round trips. Call :meth:`bind_to_loss` afterwards to make this
+        ensemble compute with the loss's (trained) parameters.
         """
-        return [_EnsembleHead(self, i) for i in range(self.num_heads)]
+        return [self._head_module(i, share=False) for i in range(self.num_heads)]
 
+    def bind_to_loss(
+        self, loss: nn.Module, network: str | None = None, *, target: bool = False
+    ) -> _EnsembleCritic:
+        """Makes this ensemble compute with a TorchRL loss's parameters; returns ``self``.
+
+        After ``loss = SACLoss(actor, qvalue_network=ens.heads, ...)``,
+        ``ens.bind_to_loss(loss)`` replaces the ensemble's stacked parameters by the
+        loss's own ``loss.qvalue_network_params`` tensors (the same objects, no copy):
+        every optimiser step on the loss shows in ``ens(...)``, ``compute_double_q`` and
+        the checkpoints (``ens.state_dict()``,
+        :func:`~grl_torchrl.rl_modules.to_upstream_state_dict`), and an optimiser built
+        from ``ens.parameters()`` trains the loss. With ``target=True`` the
+        ensemble holds the loss's target tensors instead (as buffers: no gradient; they follow
+        the loss's target updater and casts), e.g. as upstream's ``q_target``.
+
+        Args:
+            loss: a TorchRL ``LossModule`` built from :attr:`heads`.
+            network: the loss's name for the critic: ``"qvalue_network"`` (the default for
+                Q ensembles) or ``"value_network"`` (the default for V ensembles).
+            target: bind to ``loss.target_<network>_params``.
+        """
+        name = type(self).__name__
+        network = network or ("qvalue_network" if self.is_q else "value_network")
+        attr = f"target_{network}_params" if target else f"{network}_params"
+        params = getattr(loss, attr, None)
+        if not isinstance(params, TensorDictBase):
+            raise ValueError(
+                f"{name}.bind_to_loss: {type(loss).__name__} has no {attr!r}; pass the loss "
+                f"built from this ensemble's heads and its name for them (network={network!r})"
+            )
+        own = dict(self.stacked.named_parameters())
+        own.update(self.stacked.named_buffers())
+        sources = {}
+        for pname, mine in own.items():
+            key = ("model", *pname.split("."))
+            source = params.get(key, None)
+            if source is None or source.shape != mine.shape:
+                found = None if source is None else list(source.shape)
+                raise ValueError(
+                    f"{name}.bind_to_loss: loss.{attr} entry {'.'.join(key)!r} has shape "
+                    f"{found}, expected {list(mine.shape)}: build the loss from this "
+                    f"ensemble's heads (qvalue_network=ens.heads, {self.num_heads} of them)"
+                )
+            sources[pname] = source
+        for pname, source in sources.items():
+            owner, leaf = owner_of(self.stacked, pname)
+            if isinstance(source, nn.Parameter) and not target:
+                setattr(owner, leaf, source)
+            else:
+                # target tensors: the loss's own buffer objects (updated in place by the
+                # target updater, and re-pointed in place by ``loss.to()``), held as buffers
+                owner._parameters.pop(leaf, None)
+                owner._buffers[leaf] = source
+        return self
+
+    # ------------------------------------------------------------------ upstream layout
+    @property
+    def model(self) -> nn.ModuleDict:
+        """The heads under upstream's attribute paths ``model.q1``, ``model.q2`` (``v1`` ...).
+
+        Each head is a :class:`QNetwork` / :class:`VNetwork` whose parameters are views of this
+        ensemble's stacked parameters (shared storage, no copy), so it always computes with
+        the ensemble's current weights. The views do not require grad and are built anew at
+        each access: train through the ensemble (or the loss it is bound to).
+        """
+        return nn.ModuleDict(
+            {
+                f"{self._upstream_tag}{i + 1}": self._head_module(i, share=True).requires_grad_(
+                    False
+                )
+                for i in range(self.num_heads)
+            }
+        )
+
+    def _head_module(self, index: int, *, share: bool) -> _SingleCritic:
+        head = self._single_cls(self.config, in_keys=self.in_keys, out_keys=self.out_keys)
+        with torch.no_grad():
+            for name, tensor in self.stacked.state_dict(keep_vars=True).items():
+                owner, leaf = owner_of(head.model, name)
+                data = tensor.detach()[index]
+                data = data if share else data.clone()
+                if leaf in owner._parameters:
+                    # a target-bound ensemble holds buffers where the head has parameters
+                    trainable = isinstance(tensor, nn.Parameter) and tensor.requires_grad
+                    setattr(owner, leaf, nn.Parameter(data, requires_grad=trainable))
+                else:
+                    owner._buffers[leaf] = data
+        return head
+
+    # ------------------------------------------------------------------ evaluation
     def _evaluate_heads(
         self, inputs: dict[str, Any], index: torch.Tensor | None = None
     ) -> torch.Tensor:
         """All heads (or those in ``index``) stacked on a leading dim: ``[H, *B, out]``."""
         stacked, template = self.stacked, self._template
+        order = self._backbone_order(inputs)
         embeddings, per_head = [], []
-        for role in self._backbone_order(inputs):
+        for role in order:
             name = f"{role}_encoder"
             out, flag = call_stacked(stacked[name], template[name], [inputs[role]], [False], index)
             embeddings.append(out)
             per_head.append(flag)
+        self._check_batch(
+            order, [e[0] if flag else e for e, flag in zip(embeddings, per_head, strict=True)]
+        )
         if self._fused_path is None:
             out, _ = call_stacked(
                 stacked["backbone"], template["backbone"], embeddings, per_head, index
@@ -215,20 +297,7 @@ class _EnsembleCritic(CriticBase):
 
         Takes the same inputs as a call (upstream positional order or keywords).
         """
-        return self._evaluate_heads(self._inputs_from_call(args, kwargs))
-
-
-def _load_upstream_layout(module: _EnsembleCritic, state_dict, prefix, *_) -> None:
-    """Rewrites upstream per-head keys ``model.q1.model.X`` ... into our ``stacked.X``."""
-    head_prefix = f"{prefix}model.{module._upstream_tag}"
-    if not any(k.startswith(f"{head_prefix}1.") for k in state_dict):
-        return
-    for name in module.stacked.state_dict():
-        keys = [f"{head_prefix}{i + 1}.model.{name}" for i in range(module.num_heads)]
-        missing = [k for k in keys if k not in state_dict]
-        if missing:
-            raise KeyError(f"{type(module).__name__}: upstream state dict lacks {missing}")
-        state_dict[f"{prefix}stacked.{name}"] = torch.stack([state_dict.pop(k) for k in keys])
+        return self._evaluate_heads(self._prepare(self._inputs_from_call(args, kwargs)))
 
 
 class EnsembleQNetwork(_EnsembleCritic):
@@ -237,7 +306,16 @@ class EnsembleQNetwork(_EnsembleCritic):
     Writes the ``reduction`` (``"min"``, ``"mean"``, ``"max"``) of the heads, or with
     ``"none"`` all heads on the last dim (``[*B, num_heads]``). Parameters are stored stacked
     (``stacked.<upstream path>`` with a leading ``num_heads`` dim); ``load_state_dict`` also
-    accepts upstream's per-head layout ``model.q1.model...``, ``model.q2.model...``.
+    accepts upstream's per-head layout ``model.q1.model...``, ``model.q2.model...``, and
+    :func:`~grl_torchrl.rl_modules.to_upstream_state_dict` writes it.
+
+    In a TorchRL loss, give the loss :attr:`heads` (independent copies the loss stacks into
+    parameters it owns, as with TorchRL's own critics), then :meth:`bind_to_loss` so that
+    this ensemble computes with the trained parameters::
+
+        critic = EnsembleQNetwork(cfg, num_heads=10)
+        loss = REDQLoss(actor, qvalue_network=critic.heads, num_qvalue_nets=10, ...)
+        critic.bind_to_loss(loss)  # critic now shares loss.qvalue_network_params
 
     Examples:
         >>> import torch
@@ -317,7 +395,8 @@ class _TwoHeadMin:
 class DoubleQNetwork(_TwoHeadMin, EnsembleQNetwork):
     """Clipped double Q: two heads, ``forward`` is their elementwise minimum.
 
-    ``dq.heads`` gives the two heads as TensorDict modules for TorchRL losses.
+    ``dq.heads`` gives the two heads for a TorchRL loss and ``dq.bind_to_loss(loss)`` makes
+    ``dq`` compute with the parameters the loss trains (see :class:`EnsembleQNetwork`).
 
     Examples:
         >>> import torch
@@ -329,8 +408,10 @@ class DoubleQNetwork(_TwoHeadMin, EnsembleQNetwork):
         >>> q1, q2 = dq.compute_double_q(act, obs)
         >>> bool((dq(act, obs) == torch.min(q1, q2)).all())
         True
-        >>> h1, h2 = dq.heads  # e.g. SACLoss(actor, qvalue_network=dq.heads): trains dq
-        >>> bool((h2(act, obs) == q2).all())
+        >>> h1, h2 = dq.heads  # e.g. SACLoss(actor, qvalue_network=dq.heads)
+        >>> torch.allclose(h2(act, obs), q2)
+        True
+        >>> torch.allclose(dq.model.q1(act, obs), q1)  # upstream's attribute path
         True
     """
 
@@ -383,9 +464,15 @@ class OneShotValueFunction(CriticBase):
         out_keys: Sequence[NestedKey] | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(config, Mapping) or "DoubleVNetwork" not in config:
+        if not isinstance(config, Mapping):
+            raise TypeError(
+                f"OneShotValueFunction: config must be a dict or EasyDict, got "
+                f"{type(config).__name__}"
+            )
+        if "DoubleVNetwork" not in config:
             raise ValueError(
-                "OneShotValueFunction: config must hold a 'DoubleVNetwork' entry (the V config)"
+                "OneShotValueFunction: config must hold a 'DoubleVNetwork' entry (the V config), "
+                f"got keys {sorted(config)}"
             )
         self.config = config
         self.v_alpha = config.get("v_alpha")  # unused, as upstream

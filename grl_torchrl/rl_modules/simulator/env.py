@@ -41,6 +41,22 @@ class _GymWrapper(GymWrapper):
     classic-control envs (``benchmarks/bench_simulator.py``).
     """
 
+    def double_to_float(self) -> None:
+        """Makes every float64 observation entry float32 (MuJoCo observations are float64).
+
+        Only the specs change: the lean hooks and the stock ``spec.encode`` both build
+        tensors at the spec's dtype, so the cast happens in the numpy -> torch copy
+        already made at each step, with no extra pass (TorchRL's ``DoubleToFloat``
+        transform would cast each step's output once more).
+        """
+        spec = self.observation_spec
+        keys = [k for k, leaf in spec.items(True, True) if leaf.dtype == torch.float64]
+        if keys:
+            spec = spec.clone()
+            for key in keys:
+                spec[key] = spec[key].to(torch.float32)
+            self.observation_spec = spec
+
     @property
     @_cache_value  # like TorchRL's key lists: dropped whenever the specs change
     def _layout(self) -> _Layout | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium
@@ -11,9 +13,16 @@ from tensordict import TensorDictBase
 from torchrl.envs import EnvBase, TransformedEnv
 from torchrl.envs.utils import ExplorationType
 
-from grl_torchrl.rl_modules.sim_policies import NumpyPolicyWrapper
-from grl_torchrl.rl_modules.sim_render import check_render_args, split_frames, write_gif
-from grl_torchrl.rl_modules.sim_runner import EnvRunner, concat, make_gym_env
+from grl_torchrl.rl_modules.simulator.checks import (
+    check_count,
+    check_device,
+    check_env_id,
+    check_flag,
+    check_seed,
+)
+from grl_torchrl.rl_modules.simulator.policies import NumpyPolicyWrapper, check_policy
+from grl_torchrl.rl_modules.simulator.render import check_render_args, split_frames, write_gif
+from grl_torchrl.rl_modules.simulator.runner import EnvRunner, concat, make_gym_env
 
 __all__ = ["GymEnvSimulator", "NumpyPolicyWrapper", "evaluation_summary", "to_records"]
 
@@ -21,17 +30,9 @@ __all__ = ["GymEnvSimulator", "NumpyPolicyWrapper", "evaluation_summary", "to_re
 EVAL_SEED_OFFSET = 10_000
 
 
-def _check_count(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer or None, got {value!r}.")
-    return int(value)
-
-
 def _one_count(num_episodes: Any, num_steps: Any) -> tuple[int | None, int | None]:
-    num_episodes = _check_count("num_episodes", num_episodes)
-    num_steps = _check_count("num_steps", num_steps)
+    num_episodes = check_count("num_episodes", num_episodes)
+    num_steps = check_count("num_steps", num_steps)
     if num_episodes is None and num_steps is None:
         raise ValueError("Pass one of num_episodes or num_steps (both are None).")
     if num_episodes is not None and num_steps is not None:
@@ -65,12 +66,26 @@ class GymEnvSimulator:
     With several envs, each env's steps are contiguous (env-major order), so every
     episode is contiguous. An episode ends on terminated OR truncated.
 
-    Discrete spaces take integer actions (categorical encoding); continuous actions keep
-    the space's shape. A policy is one of: a TensorDict module reading
-    ``"observation"`` and writing ``"action"`` (only ``"action"`` is kept); a callable
-    from a batched observation tensor ``[num_envs, *obs_shape]`` to actions
-    ``[num_envs, *act_shape]`` (also with ``num_envs=1``); an upstream single-observation
-    numpy policy wrapped in :class:`NumpyPolicyWrapper`.
+    A policy is one of: a TensorDict module reading ``"observation"`` and writing
+    ``"action"`` (only ``"action"`` is kept); a callable from a batched observation
+    tensor ``[num_envs, *obs_shape]`` (a TensorDict of all entries for a gymnasium
+    ``Dict`` observation space) to actions ``[num_envs, *act_shape]`` (with
+    ``num_envs=1`` also ``[*act_shape]``), returned as a tensor or numpy array; an
+    upstream single-observation numpy policy wrapped in :class:`NumpyPolicyWrapper`.
+
+    Action rule: every policy action is checked before the env steps. Discrete spaces
+    (``Discrete``, ``MultiDiscrete``, ``MultiBinary``) take integer tensors with every
+    value inside the space (a float or out-of-range action raises ``TypeError`` /
+    ``ValueError``, where gymnasium would truncate, wrap or assert). Continuous
+    (``Box``) actions must be finite (NaN/inf raise ``ValueError``) and are clipped to
+    the space's bounds before stepping: the stored ``"action"`` is the action the env
+    applied. Actions are cast to the space's dtype. ``random_policy`` samples the space.
+
+    Dtype rule: observations keep the space's dtype, except float64 ones (MuJoCo),
+    which come out float32 (``double_to_float=True``, the default), the dtype torch
+    networks take; rewards are float32, done flags bool, discrete actions int64.
+    Spaces TorchRL cannot represent (``Tuple``, ``Text``, ``Graph``, ...) raise a
+    ``ValueError`` naming the space when the simulator is built.
 
     Seeding: with ``seed=s`` the envs are reset with ``seed=s`` (sub-env ``i`` of a vector
     env gets ``s + i``, as gymnasium does) and torch sampling inside the simulator (random
@@ -92,10 +107,16 @@ class GymEnvSimulator:
 
     Keyword Args:
         num_envs (int): envs stepped together. Defaults to 1.
-        seed (int, optional): see above. Defaults to ``None`` (unseeded, global torch RNG).
-        device: device of the TorchRL env's tensors. Defaults to ``"cpu"``.
+        seed (int, optional): in ``[0, 2**63)``; see above. Defaults to ``None``
+            (unseeded, global torch RNG).
+        device: device of the TorchRL env's tensors; checked to be available here.
+            Defaults to ``"cpu"``.
         max_episode_steps (int, optional): forwarded to ``gymnasium.make`` (truncation).
+        double_to_float (bool): float64 observations come out float32. Defaults to ``True``.
         **make_kwargs: forwarded to ``gymnasium.make``.
+
+    Every argument of every method is checked before any env is made, reset or
+    stepped: a bad one raises ``TypeError`` or ``ValueError`` naming it.
 
     Examples:
         >>> from grl_torchrl.rl_modules import GymEnvSimulator
@@ -116,26 +137,24 @@ class GymEnvSimulator:
         seed: int | None = None,
         device: str | torch.device = "cpu",
         max_episode_steps: int | None = None,
+        double_to_float: bool = True,
         **make_kwargs: Any,
     ) -> None:
-        if not isinstance(env_id, str):
-            raise TypeError(f"env_id must be a gymnasium id string, got {type(env_id).__name__}.")
-        try:
-            gymnasium.spec(env_id)
-        except gymnasium.error.Error as err:
-            raise ValueError(f"Unknown gymnasium environment id {env_id!r}: {err}") from err
-        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}.")
-        _check_count("max_episode_steps", max_episode_steps)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"seed must be an int or None, got {seed!r}.")
+        self._closed = False
+        self._runners: dict[str, EnvRunner] = {}
+        env_id = check_env_id(env_id)
+        num_envs = check_count("num_envs", num_envs, optional=False)
+        seed = check_seed(seed)
+        device = check_device(device)
         self.env_id = env_id
         self.num_envs = num_envs
         self.seed = seed
         self._make = dict(
-            device=device, max_episode_steps=max_episode_steps, make_kwargs=make_kwargs
+            device=device,
+            max_episode_steps=check_count("max_episode_steps", max_episode_steps),
+            make_kwargs=make_kwargs,
+            double_to_float=check_flag("double_to_float", double_to_float),
         )
-        self._runners: dict[str, EnvRunner] = {}
         self._gym_envs: dict[str, Any] = {}
         self._env, self._gym_envs["steps"] = make_gym_env(env_id, num_envs, **self._make)
 
@@ -162,7 +181,7 @@ class GymEnvSimulator:
         runner = self._runners.get(name)
         if runner is not None:
             return runner
-        if getattr(self, "_closed", False):
+        if self._closed:
             raise RuntimeError("This GymEnvSimulator is closed.")
         if name == "steps":
             env, seed = self._env, self.seed
@@ -192,6 +211,7 @@ class GymEnvSimulator:
         With ``num_episodes``: that many whole episodes from a reset (spread over the envs
         as evenly as possible), after which the carried state is reset.
         ``random_policy=True`` samples the action spec uniformly and ignores ``policy``.
+        Every argument is checked before the carried episodes are touched.
 
         Returns:
             a flat ``TensorDict`` ``[N]`` (see the class docstring).
@@ -207,13 +227,14 @@ class GymEnvSimulator:
             >>> sim.close()
         """
         num_episodes, num_steps = _one_count(num_episodes, num_steps)
+        check_policy(policy, check_flag("random_policy", random_policy))
+        if num_steps is not None and num_steps % self.num_envs:
+            raise ValueError(
+                f"num_steps ({num_steps}) must be a multiple of num_envs ({self.num_envs}): "
+                "every env steps num_steps / num_envs times."
+            )
         runner = self._runner("steps")
         if num_steps is not None:
-            if num_steps % self.num_envs:
-                raise ValueError(
-                    f"num_steps ({num_steps}) must be a multiple of num_envs ({self.num_envs}): "
-                    "every env steps num_steps / num_envs times."
-                )
             data = runner.rollout(policy, num_steps // self.num_envs, random_policy=random_policy)
             return data if data.batch_dims == 1 else data.reshape(-1)
         return concat(runner.episodes(policy, num_episodes, random_policy=random_policy))
@@ -223,6 +244,7 @@ class GymEnvSimulator:
         policy: Any,
         num_episodes: int | None = None,
         num_steps: int | None = None,
+        random_policy: bool = False,
     ) -> TensorDictBase:
         """Collects whole episodes, each from a reset, without touching ``collect_steps``' state.
 
@@ -230,6 +252,7 @@ class GymEnvSimulator:
         possible, so short episodes are not over-represented). With ``num_steps``: whole
         episodes until at least ``num_steps`` transitions are held (each env contributes
         whole episodes until it holds its share), so the result may overshoot.
+        ``random_policy=True`` samples the action spec uniformly and ignores ``policy``.
 
         Examples:
             >>> with GymEnvSimulator("CartPole-v1", seed=0) as sim:
@@ -238,8 +261,9 @@ class GymEnvSimulator:
             (True, True)
         """
         num_episodes, num_steps = _one_count(num_episodes, num_steps)
+        check_policy(policy, check_flag("random_policy", random_policy))
         runner = self._runner("episodes")
-        return concat(runner.episodes(policy, num_episodes, num_steps))
+        return concat(runner.episodes(policy, num_episodes, num_steps, random_policy=random_policy))
 
     # ------------------------------------------------------------ evaluation
     def evaluate(
@@ -260,7 +284,9 @@ class GymEnvSimulator:
             render_args (dict, optional): ``dict(video_path=None, fps=30)``; when given,
                 each result's ``render_output`` is the episode's ``uint8`` frames
                 ``[total_steps + 1, H, W, 3]`` (reset frame first) and, with
-                ``video_path`` (``.gif``), all episodes are written to that file.
+                ``video_path`` (``.gif``, in an existing directory; needs Pillow), all
+                episodes are written to that file at ``fps`` (finite, > 0). All of it is
+                checked before the first episode runs.
 
         Returns:
             one dict per episode: ``total_return`` (float), ``total_steps`` (int),
@@ -272,7 +298,8 @@ class GymEnvSimulator:
             >>> [r["total_steps"] for r in results], type(results[0]["total_return"])
             ([200, 200], <class 'float'>)
         """
-        num_episodes = _check_count("num_episodes", num_episodes) or 1
+        num_episodes = check_count("num_episodes", num_episodes) or 1
+        check_policy(policy, False)
         render = render_args is not None
         if render:
             render_args = check_render_args(render_args)
@@ -317,6 +344,8 @@ class GymEnvSimulator:
     def _check_can_render(self) -> None:
         if "render" in self._runners:
             return
+        if self._closed:
+            raise RuntimeError("This GymEnvSimulator is closed.")
         probe = gymnasium.make(self.env_id, **self._make["make_kwargs"])
         modes = probe.metadata.get("render_modes", [])
         probe.close()
@@ -338,8 +367,9 @@ class GymEnvSimulator:
         for runner in self._runners.values():
             runner.close()
         self._runners.clear()
-        if not self._env.is_closed:
-            self._env.close()
+        env = getattr(self, "_env", None)  # absent when __init__ raised
+        if env is not None and not env.is_closed:
+            env.close()
         self._closed = True
 
     def __enter__(self) -> GymEnvSimulator:
@@ -350,7 +380,8 @@ class GymEnvSimulator:
 
     def __del__(self) -> None:
         try:
-            self.close()
+            if hasattr(self, "_runners"):
+                self.close()
         except Exception:
             pass
 
@@ -358,11 +389,33 @@ class GymEnvSimulator:
         return f"{type(self).__name__}({self.env_id!r}, num_envs={self.num_envs}, seed={self.seed})"
 
 
-def to_records(data: TensorDictBase) -> list[dict[str, Any]]:
+_RECORD_FLAGS = ("reward", "done", "terminated", "truncated")
+
+
+def _observation_entries(data: TensorDictBase) -> list:
+    """The observation keys of collected data: what ``("next", ...)`` holds besides the
+    reward and done flags (``"observation"`` for Box spaces, each entry of a Dict)."""
+    nxt = data.get("next")
+    return [
+        key
+        for key in nxt.keys(True, True)
+        if (key if isinstance(key, str) else key[0]) not in _RECORD_FLAGS
+    ]
+
+
+def to_records(
+    data: TensorDictBase, obs_keys: str | tuple | list | None = None
+) -> list[dict[str, Any]]:
     """Turns a flat collected ``TensorDict`` into upstream's list of per-step dicts.
 
     Each record has ``obs``, ``action``, ``next_obs`` (tensors), ``reward`` (float),
     ``done`` (bool, upstream's meaning: *terminated*) and ``truncated`` (bool).
+    ``obs`` / ``next_obs`` are the ``"observation"`` tensor when the data has one (what
+    a callable policy sees for Box / Discrete spaces, even under transforms that add
+    entries), else (a ``Dict`` observation space) a dict of every observation entry.
+    ``obs_keys`` picks them explicitly: one key (a str, or a tuple for a nested entry)
+    gives its tensor, a list of keys a dict of them; pass it for a ``Dict`` space that
+    has an ``"observation"`` entry among others.
 
     Examples:
         >>> with GymEnvSimulator("CartPole-v1", seed=0) as sim:
@@ -370,15 +423,52 @@ def to_records(data: TensorDictBase) -> list[dict[str, Any]]:
         >>> sorted(records[0]), len(records)
         (['action', 'done', 'next_obs', 'obs', 'reward', 'truncated'], 3)
     """
+    if not isinstance(data, TensorDictBase):
+        raise TypeError(
+            "to_records: data must be a TensorDict collected by GymEnvSimulator, "
+            f"got {type(data).__name__}."
+        )
     if data.batch_dims != 1:
-        raise ValueError(f"to_records expects a flat [N] TensorDict, got batch {data.batch_size}.")
+        raise ValueError(
+            f"to_records: data must be a flat [N] TensorDict, got batch {tuple(data.batch_size)}."
+        )
+    needed = ["action", ("next", "reward"), ("next", "terminated"), ("next", "truncated")]
+    missing = [key for key in needed if key not in data.keys(True)]
+    if missing:
+        raise ValueError(
+            f"to_records: data lacks {missing}; it must hold a GymEnvSimulator collection "
+            f"(its keys are {sorted(map(str, data.keys(True, True)))})."
+        )
+    if obs_keys is None:
+        entries = _observation_entries(data)
+        obs_keys = "observation" if "observation" in entries else entries
+    elif not isinstance(obs_keys, (str, tuple, list)):
+        raise TypeError(
+            f"to_records: obs_keys must be a key (str or tuple) or a list of keys, got "
+            f"{type(obs_keys).__name__}."
+        )
+    keys = [obs_keys] if isinstance(obs_keys, (str, tuple)) else list(obs_keys)
+    present = set(data.keys(True))
+    absent = [key for key in keys if key not in present or ("next", key) not in present]
+    if absent or not keys:
+        raise ValueError(
+            f"to_records: obs_keys {absent or keys} are not observation entries of data "
+            "(both key and ('next', key)); its observation entries are "
+            f"{_observation_entries(data)}."
+        )
+
+    def observations(td: TensorDictBase) -> list:
+        if isinstance(obs_keys, (str, tuple)):
+            return list(td.get(obs_keys).unbind(0))
+        return [row.to_dict() for row in td.select(*keys).unbind(0)]
+
     columns = dict(
-        obs=data.get("observation").unbind(0),
+        obs=observations(data),
         action=data.get("action").unbind(0),
         reward=data.get(("next", "reward")).reshape(-1).tolist(),
         done=data.get(("next", "terminated")).reshape(-1).tolist(),
         truncated=data.get(("next", "truncated")).reshape(-1).tolist(),
-        next_obs=data.get(("next", "observation")).unbind(0),
+        next_obs=observations(data.get("next")),
     )
     return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
 
@@ -391,10 +481,34 @@ def evaluation_summary(results: list[dict[str, Any]]) -> dict[str, float | int]:
         ...                     dict(total_return=3.0, total_steps=20)])["return_mean"]
         2.0
     """
+    if not isinstance(results, (list, tuple)):
+        raise TypeError(
+            "evaluation_summary: results must be the list of dicts evaluate() returns, "
+            f"got {type(results).__name__}."
+        )
     if not results:
         raise ValueError("evaluation_summary needs at least one result, got an empty list.")
-    returns = np.array([r["total_return"] for r in results], dtype=np.float64)
-    steps = np.array([r["total_steps"] for r in results], dtype=np.float64)
+    for i, result in enumerate(results):
+        if not isinstance(result, Mapping):
+            raise TypeError(
+                f"evaluation_summary: results[{i}] must be a dict from evaluate(), "
+                f"got {type(result).__name__}."
+            )
+        for key in ("total_return", "total_steps"):
+            if key not in result:
+                raise ValueError(
+                    f"evaluation_summary: results[{i}] has no {key!r} (keys: {sorted(result)})."
+                )
+            value = result[key]
+            if isinstance(value, torch.Tensor) and value.numel() == 1:
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(
+                    f"evaluation_summary: results[{i}][{key!r}] must be a number, "
+                    f"got {value!r} ({type(value).__name__})."
+                )
+    returns = np.array([float(r["total_return"]) for r in results], dtype=np.float64)
+    steps = np.array([float(r["total_steps"]) for r in results], dtype=np.float64)
     summary: dict[str, float | int] = {"num_episodes": len(results)}
     for name, values in (("return", returns), ("steps", steps)):
         summary[f"{name}_mean"] = float(values.mean())

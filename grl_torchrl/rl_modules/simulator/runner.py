@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 import warnings
 from functools import partial
@@ -15,8 +16,15 @@ from torchrl.collectors import Collector
 from torchrl.envs import EnvBase
 from torchrl.envs.utils import ExplorationType
 
-from grl_torchrl.rl_modules.sim_env import _GymWrapper
-from grl_torchrl.rl_modules.sim_policies import _PolicySlot
+from grl_torchrl.rl_modules.simulator.checks import (
+    check_count,
+    check_device,
+    check_env_id,
+    check_flag,
+    check_spaces,
+)
+from grl_torchrl.rl_modules.simulator.env import _GymWrapper
+from grl_torchrl.rl_modules.simulator.policies import _PolicySlot
 
 # Steps per env of each collector call while gathering whole episodes: the steps
 # stepped after the last needed episode ends (at most this many) are thrown away.
@@ -31,6 +39,7 @@ def make_gym_env(
     max_episode_steps: int | None,
     make_kwargs: dict[str, Any],
     render: bool = False,
+    double_to_float: bool = True,
 ) -> tuple[EnvBase, Any]:
     """Builds the TorchRL env: a ``GymWrapper`` around one gymnasium env or one sync vector env.
 
@@ -40,15 +49,48 @@ def make_gym_env(
     per-step terminal-observation info reader and ``VecGymEnvTransform`` that the
     ``SAME_STEP`` mode needs (measured 1.3x-3x faster on CartPole, whose episodes end
     often).
-    """
 
+    Every argument is checked before an env is made (``TypeError`` / ``ValueError``
+    naming it), and so are the env's spaces (``ValueError`` naming an unsupported one,
+    e.g. ``Tuple``). With ``double_to_float`` (the default) float64 observations
+    (MuJoCo's) come out as float32, which is what torch networks take; ``False`` keeps
+    them float64. ``render=True`` makes the envs with ``render_mode="rgb_array"`` and,
+    without a display, defaults ``SDL_VIDEODRIVER=dummy``, ``SDL_NO_SIGNAL_HANDLERS=1``
+    (else pygame's SDL swallows SIGINT/SIGTERM) and ``MUJOCO_GL=egl``.
+
+    Returns:
+        ``(torchrl_env, gymnasium_env)``.
+
+    Examples:
+        >>> env, gym_env = make_gym_env(
+        ...     "Pendulum-v1", 2, device="cpu", max_episode_steps=None, make_kwargs={}
+        ... )
+        >>> env.batch_size, env.observation_spec["observation"].dtype
+        (torch.Size([2]), torch.float32)
+        >>> env.close()
+    """
+    env_id = check_env_id(env_id)
+    if isinstance(num_envs, bool) or not isinstance(num_envs, numbers.Integral) or num_envs < 1:
+        raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}.")
+    num_envs = int(num_envs)
+    device = check_device(device)
+    max_episode_steps = check_count("max_episode_steps", max_episode_steps)
+    if not isinstance(make_kwargs, dict):
+        raise TypeError(f"make_kwargs must be a dict, got {type(make_kwargs).__name__}.")
+    check_flag("render", render)
+    check_flag("double_to_float", double_to_float)
     make_kwargs = dict(make_kwargs)
     if render:
         make_kwargs["render_mode"] = "rgb_array"
         if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            # off-screen frames need no window; headless SDL (pygame) otherwise
-            # prints display errors
+            # off-screen frames need no window; headless SDL (pygame) otherwise prints
+            # display errors, and MuJoCo finds no GL context without a display (its
+            # default, GLFW, needs one; EGL renders off-screen, measured on these machines)
             os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+            os.environ.setdefault("MUJOCO_GL", "egl")
+        # SDL (pygame) otherwise installs SIGINT/SIGTERM handlers that turn the signals
+        # into window events nobody reads: the process would ignore SIGTERM until close()
+        os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
 
     def make_one():
         env = gymnasium.make(env_id, max_episode_steps=max_episode_steps, **make_kwargs)
@@ -64,17 +106,65 @@ def make_gym_env(
             [partial(make_one) for _ in range(num_envs)],
             autoreset_mode=gymnasium.vector.AutoresetMode.DISABLED,
         )
+    try:  # before TorchRL's GymWrapper, which fails on e.g. Tuple spaces with internal errors
+        check_spaces(
+            env_id,
+            getattr(gym_env, "single_action_space", gym_env.action_space),
+            getattr(gym_env, "single_observation_space", gym_env.observation_space),
+        )
+    except ValueError:
+        gym_env.close()
+        raise
     # gymnasium's arrays are CPU arrays: on CPU, a device-less env skips the per-step
     # ``TensorDict.to(device)`` casts (they cost about as much as the env step itself)
-    if torch.device(device).type == "cpu":
-        device = None
-    env = _GymWrapper(gym_env, categorical_action_encoding=True, device=device)
+    env = _GymWrapper(
+        gym_env, categorical_action_encoding=True, device=None if device.type == "cpu" else device
+    )
+    if double_to_float:
+        env.double_to_float()
     # memoizes the numpy -> tensor encoding after the first step (~10% faster steps);
     # safe here: a gymnasium env's arrays keep their type and shape
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="memoized encoding is an experimental")
         env.fast_encoding()
     return env, gym_env
+
+
+def _gym_env(env: EnvBase) -> Any:
+    base = getattr(env, "base_env", env)  # under a TransformedEnv
+    return getattr(base, "_env", None)
+
+
+def _observation_keys(env: EnvBase) -> tuple[list, bool]:
+    """What a callable policy gets: the ``"observation"`` tensor (Box, Discrete, ...
+    spaces), or all observation entries as one TensorDict for a ``Dict`` space."""
+    gym_env = _gym_env(env)
+    space = getattr(
+        gym_env, "single_observation_space", getattr(gym_env, "observation_space", None)
+    )
+    keys = list(env.observation_keys)
+    if isinstance(space, gymnasium.spaces.Dict):
+        return keys, True
+    strings = [k for k in keys if isinstance(k, str)]
+    return ["observation" if "observation" in strings else strings[0]], False
+
+
+def _env_keys(env: EnvBase) -> set:
+    """Every entry a TensorDict policy may read from the env's step data."""
+    keys = set()
+    for spec in (env.full_observation_spec, env.full_done_spec, env.full_state_spec):
+        keys.update(spec.keys(True))
+    return keys
+
+
+def _action_space_text(env: EnvBase) -> str:
+    gym_env = _gym_env(env)
+    space = getattr(gym_env, "single_action_space", getattr(gym_env, "action_space", None))
+    base = getattr(env, "base_env", env)
+    spec = env.action_spec
+    if space is not None and spec == base.action_spec:
+        return str(space)
+    return f"{type(spec).__name__}(shape={tuple(spec.shape)})"  # changed by a transform
 
 
 def _split(total: int, parts: int) -> list[int]:
@@ -95,9 +185,15 @@ class EnvRunner:
         self.env = env
         self.batch_shape = tuple(env.batch_size)
         self.num_envs = int(env.batch_size.numel())
-        obs_keys = [k for k in env.observation_keys if isinstance(k, str)]
-        obs_key = "observation" if "observation" in obs_keys else obs_keys[0]
-        self.slot = _PolicySlot(env.action_spec, obs_key, unbatched=not self.batch_shape)
+        obs_keys, dict_obs = _observation_keys(env)
+        self.slot = _PolicySlot(
+            env.action_spec,
+            obs_keys,
+            unbatched=not self.batch_shape,
+            dict_obs=dict_obs,
+            env_keys=_env_keys(env),
+            space=_action_space_text(env),
+        )
         self.collector = Collector(
             env,
             self.slot,
@@ -154,9 +250,16 @@ class EnvRunner:
         self.collector.exploration_type = exploration_type
         self._set_steps(steps_per_env)
         self.fresh = False
-        with self._rng():
-            # the collector stacks the steps into its own buffer, reused by the next call
-            data = self.collector.rollout().clone()
+        try:
+            with self._rng():
+                # the collector stacks the steps into its own buffer, reused by the next call
+                data = self.collector.rollout().clone()
+        except BaseException:
+            # the envs stepped (and may have ended episodes) before the policy or env
+            # raised, and those steps are not returned: the carried episodes continue
+            # under new ids, so no id is ever given to two stretches of data
+            self._traj = self._new_ids(self.num_envs)
+            raise
         data.names = None
         self._set_traj_ids(data)
         return data
@@ -206,6 +309,7 @@ class EnvRunner:
         until it meets its own. Returns one ``[T_i]`` TensorDict per env holding its
         episodes back to back. The envs are reset afterwards (and before, unless fresh
         from a reset)."""
+        self.slot.make_runner(policy, random_policy)  # a bad policy raises before the reset
         episode_quota = None if num_episodes is None else _split(num_episodes, self.num_envs)
         step_quota = None if num_steps is None else _split(num_steps, self.num_envs)
         if not self.fresh:
