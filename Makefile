@@ -67,7 +67,6 @@ bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/bench_networks.py
 	$(PY) benchmarks/bench_simulator.py
 	$(PY) benchmarks/bench_losses.py
-	$(PY) benchmarks/bench_critic_losses.py
 	$(PY) benchmarks/bench_collectors.py
 
 clean:

@@ -145,3 +145,10 @@ def test_v_loss_target_errors():
         ov.v_loss(torch.randn(4, S), torch.randn(4, 2))
     with pytest.raises(TypeError, match="value must be a tensor"):
         ov.v_loss(torch.randn(4, S), [1.0] * 4)
+
+
+@pytest.mark.parametrize("name", list(Q_NETS))
+def test_complex_input_is_a_type_error_not_a_silent_real_part(name):
+    state = torch.randn(4, S, dtype=torch.complex64)
+    with pytest.raises(TypeError, match=r"input 'state' has dtype torch.complex64"):
+        Q_NETS[name]()(torch.randn(4, A), state)

@@ -91,22 +91,23 @@ class CriticBase(TensorDictModuleBase):
             in ("identity", "identityencoder")
         }
         self._state_encoder_is_identity = "state" in self._identity_roles
-        # the dtype inputs are cast to is read off this parameter at each call (a TorchRL loss
-        # swaps parameters in and may cast them); walking its path costs ~2 us, listing
-        # every parameter ~30 us
-        self._dtype_source = next(
-            (name for name, p in self.named_parameters() if p.is_floating_point()), None
-        )
+        # The dtype inputs are cast to is read off this parameter at each call (a TorchRL loss
+        # swaps parameters in and may cast them). Its owning module is kept (not registered:
+        # it is already in the tree, and deepcopy maps it to the copy's) so that the lookup
+        # is one getattr, not a walk over the module tree.
+        source = next((name for name, p in self.named_parameters() if p.is_floating_point()), None)
+        owner = None if source is None else owner_of(self, source)
+        object.__setattr__(self, "_dtype_owner", owner)
 
     @staticmethod
     def _backbone_order(inputs: Mapping[str, Any]) -> list[str]:
         return [role for role in _BACKBONE_ORDER if inputs.get(role) is not None]
 
     def _param_dtype(self) -> torch.dtype | None:
-        if self._dtype_source is None:
+        if self._dtype_owner is None:
             return None
-        owner, leaf = owner_of(self, self._dtype_source)
-        return getattr(owner, leaf).dtype
+        module, leaf = self._dtype_owner
+        return getattr(module, leaf).dtype
 
     def _prepare(self, inputs: dict[str, Any], dtype: torch.dtype | None = None) -> dict[str, Any]:
         """Checks each input's type and rank, and applies the dtype rule.
@@ -132,7 +133,7 @@ class CriticBase(TensorDictModuleBase):
                         f"{name}: input {role!r} is a 0-d tensor; expected shape "
                         f"[*batch, features] (a single {role} is [1, features] or [features])"
                     )
-                if value.is_floating_point() or value.is_complex():
+                if value.is_floating_point():
                     if dtype is not None and value.dtype != dtype:
                         value = value.to(dtype)
                 elif role in self._identity_roles:

@@ -61,7 +61,14 @@ class _SingleCritic(CriticBase):
 
     def _evaluate(self, inputs: dict[str, Any]) -> torch.Tensor:
         order = self._backbone_order(inputs)
-        embeddings = [self.model[f"{role}_encoder"](inputs[role]) for role in order]
+        # identity encoders are skipped, not called: a TorchRL loss runs this per head and per
+        # Q evaluation, where each module call costs as much as a small layer
+        embeddings = [
+            inputs[role]
+            if role in self._identity_roles
+            else self.model[f"{role}_encoder"](inputs[role])
+            for role in order
+        ]
         self._check_batch(order, embeddings)
         return self.model["backbone"](*embeddings)
 
