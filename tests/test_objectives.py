@@ -33,14 +33,9 @@ SPEC = Bounded(-1.0, 1.0, shape=(A,))
 
 
 @pytest.fixture(autouse=True)
-def _seed_and_one_thread():
-    # One intra-op thread: these small matmuls gain nothing from more, and on a loaded 2-core
-    # machine two OpenMP threads made each update ~30x slower. Restored afterwards.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _seed():
+    # (one torch thread for the whole suite: see the root conftest.py)
     torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def q_cfg(extra=0, layernorm=False, activation="relu", hidden=(H, H), **kw):

@@ -12,7 +12,7 @@ import inspect
 
 import pytest
 import torch
-from test_objectives import CASES, _seed_and_one_thread, fixed_batch, make_pair  # noqa: F401
+from test_objectives import CASES, _seed, fixed_batch, make_pair  # noqa: F401
 from torchrl.objectives import cql, iql, redq, sac, td3
 
 from grl_torchrl import QNetwork, objectives

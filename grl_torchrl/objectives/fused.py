@@ -132,10 +132,8 @@ class FusedQEnsemble:
         self.network = network  # structure only: checks, roles, keys (never called)
         self.plan = list(plan)
         self.batched_input = batched_input
-        self.in_keys: list[NestedKey] = list(network.in_keys)
         self.out_key: NestedKey = network.out_keys[0]
-        self.roles: list[str] = list(network._roles)
-        self.encoders = {role: network.model[f"{role}_encoder"] for role in self.roles}
+        self.encoders = {role: network.model[f"{role}_encoder"] for role in network._roles}
         self.backbone = network.model["backbone"]
         self.first_weight = plan[0][1] if plan and plan[0][0] == "linear" else None
 

@@ -90,7 +90,6 @@ class CriticBase(TensorDictModuleBase):
             or str(config[f"{role}_encoder"].get("type", "")).lower()
             in ("identity", "identityencoder")
         }
-        self._state_encoder_is_identity = "state" in self._identity_roles
         # The dtype inputs are cast to is read off this parameter at each call (a TorchRL loss
         # swaps parameters in and may cast them). Its owning module is kept (not registered:
         # it is already in the tree, and deepcopy maps it to the copy's) so that the lookup
@@ -173,7 +172,7 @@ class CriticBase(TensorDictModuleBase):
         # q(td) is always the TorchRL style (upstream Q takes two inputs). v(td) is the TorchRL
         # style if td holds one of the in_keys or the state encoder cannot take a TensorDict;
         # otherwise it is an upstream dict observation.
-        if self.is_q or self._state_encoder_is_identity:
+        if self.is_q or "state" in self._identity_roles:
             return True
         keys = set(td.keys(include_nested=True))
         return any(key in keys for key in self.in_keys)
