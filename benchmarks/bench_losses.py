@@ -7,7 +7,9 @@ backward, the optimiser step(s), the target update. Networks as in
 
 Variants (``--groups``):
 
-* ``sac``: ``grl_torchrl.objectives.SACLoss`` with a ``DoubleQNetwork`` (fused); stock
+* ``sac``: ``grl_torchrl.objectives.SACLoss`` with a ``DoubleQNetwork`` (fused), with
+  TorchRL's ``ProbabilisticActor`` and with grl_torchrl's (direct ``get_dist``, as in
+  ``examples/sac_pendulum.py``); stock
   ``torchrl.objectives.SACLoss`` with TorchRL's ``ValueOperator(MLP)`` critic; stock
   ``SACLoss`` with ``DoubleQNetwork.heads``; Stable-Baselines3's ``SAC.train()`` (its own
   buffer, three Adams); a plain-PyTorch, CleanRL-style update (two ``nn.Sequential`` Q
@@ -49,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from _common import skip_pandas_probe  # noqa: E402
 
 from grl_torchrl import DoubleQNetwork, EnsembleQNetwork, objectives  # noqa: E402
+from grl_torchrl.rl_modules import ProbabilisticActor as GrlProbabilisticActor  # noqa: E402
 
 OBS, ACT, HIDDEN, BUFFER = 3, 1, 256, 10_000
 SPEC = Bounded(-2.0, 2.0, shape=(ACT,))
@@ -94,12 +97,12 @@ def q_config() -> dict:
     }
 
 
-def stochastic_actor() -> ProbabilisticActor:
+def stochastic_actor(actor_cls: type = ProbabilisticActor) -> ProbabilisticActor:
     net = nn.Sequential(
         MLP(OBS, 2 * ACT, num_cells=[HIDDEN] * 2, activation_class=nn.ReLU),
         NormalParamExtractor(),
     )
-    return ProbabilisticActor(
+    return actor_cls(
         TensorDictModule(net, ["observation"], ["loc", "scale"]),
         in_keys=["loc", "scale"],
         spec=SPEC,
@@ -127,11 +130,17 @@ def value_operator_v() -> ValueOperator:
     )
 
 
-def torchrl_update(algo: str, critic_kind: str, batch_size: int, heads: int = 2) -> Callable:
+def torchrl_update(
+    algo: str,
+    critic_kind: str,
+    batch_size: int,
+    heads: int = 2,
+    actor_cls: type = ProbabilisticActor,
+) -> Callable:
     """One TorchRL update closure: ``critic_kind`` in ``fused``, ``value_operator``, ``heads``."""
     buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(BUFFER), batch_size=batch_size)
     buffer.extend(random_transitions(BUFFER))
-    actor = deterministic_actor() if algo == "td3" else stochastic_actor()
+    actor = deterministic_actor() if algo == "td3" else stochastic_actor(actor_cls)
     ensemble = (
         EnsembleQNetwork(q_config(), num_heads=heads) if heads != 2 else DoubleQNetwork(q_config())
     )
@@ -179,6 +188,7 @@ def torchrl_update(algo: str, critic_kind: str, batch_size: int, heads: int = 2)
 def sb3_update(batch_size: int) -> Callable:
     """SB3's ``SAC.train(gradient_steps=1)`` on a filled buffer (its own sampling)."""
     from stable_baselines3 import SAC
+    from stable_baselines3.common.logger import Logger
 
     model = SAC(
         "MlpPolicy",
@@ -192,6 +202,8 @@ def sb3_update(batch_size: int) -> Callable:
         seed=0,
         device="cpu",
     )
+    # an in-memory logger: SB3's default one creates a /tmp/SB3-<date> folder per run
+    model.set_logger(Logger(folder=None, output_formats=[]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model.learn(total_timesteps=BUFFER)  # random warm-up fills the buffer, sets up logger
@@ -298,6 +310,10 @@ def build(groups: list[str], batch_size: int, compile_: bool) -> dict[str, tuple
         variants["SAC fused (grl_torchrl.objectives)"] = (
             ref,
             torchrl_update("sac", "fused", batch_size),
+        )
+        variants["SAC fused + grl_torchrl ProbabilisticActor"] = (
+            ref,
+            torchrl_update("sac", "fused", batch_size, actor_cls=GrlProbabilisticActor),
         )
         variants["SAC stock + ValueOperator(MLP)"] = (
             ref,

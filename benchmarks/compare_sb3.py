@@ -41,6 +41,7 @@ from grl_torchrl.rl_modules import GymEnvSimulator, evaluation_summary  # noqa: 
 def run_sb3(cfg) -> tuple[float, dict]:
     """Trains SB3's SAC with ``cfg``; returns (seconds, evaluation summary)."""
     from stable_baselines3 import SAC
+    from stable_baselines3.common.logger import Logger
 
     torch.set_num_threads(cfg.num_threads)
     tic = time.perf_counter()
@@ -61,6 +62,8 @@ def run_sb3(cfg) -> tuple[float, dict]:
         seed=cfg.seed,
         device="cpu",
     )
+    # an in-memory logger: SB3's default one creates a /tmp/SB3-<date> folder per run
+    model.set_logger(Logger(folder=None, output_formats=[]))
     model.learn(total_timesteps=cfg.total_steps)
     seconds = time.perf_counter() - tic
 

@@ -12,7 +12,6 @@ import copy
 
 import pytest
 import torch
-from tensordict import TensorDict
 from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torchrl.data import Bounded, Categorical
 from torchrl.modules import MLP, OneHotCategorical, ProbabilisticActor, TanhNormal
@@ -26,6 +25,7 @@ from torchrl.objectives import (
     SoftUpdate,
     TD3Loss,
 )
+from transitions import transition_batch
 
 from grl_torchrl import (
     DoubleQNetwork,
@@ -95,30 +95,14 @@ def discrete_actor():
 
 
 def fixed_batch(discrete=False, condition=False, seed=1):
-    gen = torch.Generator().manual_seed(seed)
-    done = torch.zeros(B, 1, dtype=torch.bool)
-    if discrete:
-        action = torch.nn.functional.one_hot(torch.randint(N_ACTIONS, (B,), generator=gen))
-    else:
-        action = torch.rand(B, A, generator=gen) * 2 - 1
-    td = TensorDict(
-        {
-            "observation": torch.randn(B, S, generator=gen),
-            "action": action,
-            "next": {
-                "observation": torch.randn(B, S, generator=gen),
-                "reward": torch.randn(B, 1, generator=gen),
-                "done": done,
-                "terminated": done.clone(),
-                "truncated": done.clone(),
-            },
-        },
-        [B],
+    return transition_batch(
+        B,
+        S,
+        A,
+        seed=seed,
+        num_discrete_actions=N_ACTIONS if discrete else 0,
+        condition_dim=C if condition else 0,
     )
-    if condition:
-        td["condition"] = torch.randn(B, C, generator=gen)
-        td["next", "condition"] = torch.randn(B, C, generator=gen)
-    return td
 
 
 # Each case: how to build (critic, loss) from scratch, the loss's name for the critic, the

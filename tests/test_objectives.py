@@ -7,7 +7,6 @@ import copy
 
 import pytest
 import torch
-from tensordict import TensorDict
 from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torchrl.data import Bounded
 from torchrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
@@ -17,6 +16,7 @@ from torchrl.objectives import REDQLoss as StockREDQ
 from torchrl.objectives import SACLoss as StockSAC
 from torchrl.objectives import SoftUpdate
 from torchrl.objectives import TD3Loss as StockTD3
+from transitions import transition_batch
 
 from grl_torchrl import (
     DoubleQNetwork,
@@ -72,26 +72,7 @@ def deterministic_actor():
 
 
 def fixed_batch(condition=False, seed=1):
-    gen = torch.Generator().manual_seed(seed)
-    done = torch.rand(B, 1, generator=gen) < 0.2
-    td = TensorDict(
-        {
-            "observation": torch.randn(B, S, generator=gen),
-            "action": torch.rand(B, A, generator=gen) * 2 - 1,
-            "next": {
-                "observation": torch.randn(B, S, generator=gen),
-                "reward": torch.randn(B, 1, generator=gen),
-                "done": done,
-                "terminated": done.clone(),
-                "truncated": torch.zeros_like(done),
-            },
-        },
-        [B],
-    )
-    if condition:
-        td["condition"] = torch.randn(B, C, generator=gen)
-        td["next", "condition"] = torch.randn(B, C, generator=gen)
-    return td
+    return transition_batch(B, S, A, seed=seed, done_prob=0.2, condition_dim=C if condition else 0)
 
 
 # name: (fused class, stock class, critic factory, extra positional args, kwargs, actor)

@@ -25,7 +25,7 @@ from tensordict.utils import NestedKey
 from torch import nn
 
 from grl_torchrl.nn.backbones import ConcatenateMLP
-from grl_torchrl.rl_modules.ensemble import fused_mlp_path
+from grl_torchrl.rl_modules.ensemble import fused_mlp_path, run_stacked_steps
 from grl_torchrl.rl_modules.value_networks import EnsembleQNetwork, EnsembleVNetwork, QNetwork
 
 __all__ = ["FusedQEnsemble", "FusedQMixin", "ParamGroups", "fused_q_plan"]
@@ -173,25 +173,18 @@ class FusedQEnsemble:
         return TensorDict({self.out_key: out}, batch_size)
 
     def _run(self, x: torch.Tensor, params: TensorDictBase) -> torch.Tensor:
-        # run_fused_mlp's chain, reading the stacked weights from the loss's TensorDict
+        steps = []
         for step in self.plan:
-            kind = step[0]
-            if kind == "linear":
-                weight = params.get(step[1]).transpose(1, 2)
-                if step[2] is None:
-                    x = torch.bmm(x, weight)
-                else:
-                    x = torch.baddbmm(params.get(step[2]).unsqueeze(1), x, weight)
-            elif kind == "layernorm":
-                layer = step[1]
-                x = nn.functional.layer_norm(x, layer.normalized_shape, eps=layer.eps)
-                if step[2] is not None:
-                    x = x * params.get(step[2]).unsqueeze(1)
-                if step[3] is not None:
-                    x = x + params.get(step[3]).unsqueeze(1)
+            if step[0] == "linear":
+                bias = None if step[2] is None else params.get(step[2])
+                steps.append(("linear", params.get(step[1]), bias))
+            elif step[0] == "layernorm":
+                weight = None if step[2] is None else params.get(step[2])
+                bias = None if step[3] is None else params.get(step[3])
+                steps.append(("layernorm", step[1], weight, bias))
             else:
-                x = step[1](x)
-        return x
+                steps.append(step)
+        return run_stacked_steps(x, steps)
 
 
 class FusedQMixin:

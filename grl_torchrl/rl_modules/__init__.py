@@ -1,5 +1,6 @@
 """Value and Q networks and the gym simulator (the ``grl.rl_modules`` API on TorchRL)."""
 
+from grl_torchrl.rl_modules.actors import ProbabilisticActor
 from grl_torchrl.rl_modules.collectors import (
     CollectorWorkerError,
     make_collector,
@@ -33,6 +34,7 @@ __all__ = [
     "GymEnvSimulator",
     "NumpyPolicyWrapper",
     "OneShotValueFunction",
+    "ProbabilisticActor",
     "QNetwork",
     "VNetwork",
     "evaluation_summary",
