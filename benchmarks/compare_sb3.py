@@ -14,8 +14,8 @@ Stable-Baselines3 is a dev dependency (``pip install stable-baselines3``). Run::
     python benchmarks/compare_sb3.py                        # seeds 0, 1, 2, the defaults
     python benchmarks/compare_sb3.py seeds=0 total_steps=10000
 
-``seeds=`` takes a comma-separated list; any other ``key=value`` of the example's config is
-applied to both.
+``seeds=`` takes a comma-separated list; any other ``key=value`` option of the example (its ``--help``
+lists them) is applied to both.
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 
-from _common import parse_overrides  # noqa: E402
-from sac_pendulum import config as sac_config  # noqa: E402
+from _common import parse_options  # noqa: E402
+from easydict import EasyDict  # noqa: E402
+from sac_pendulum import OPTIONS as SAC_OPTIONS  # noqa: E402
+from sac_pendulum import check_options as check_sac_options  # noqa: E402
 from sac_pendulum import main as run_ours  # noqa: E402
 
 from grl_torchrl.rl_modules import GymEnvSimulator, evaluation_summary  # noqa: E402
@@ -119,14 +121,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
         seeds = [int(x) for x in (seeds_args[-1][6:] if seeds_args else "0,1,2").split(",")]
     except ValueError:
         raise SystemExit(f"seeds: expected comma-separated ints, got {seeds_args[-1]!r}") from None
-    base = parse_overrides(sac_config, argv)
+    for seed in seeds:
+        SAC_OPTIONS["seed"].validate("seeds", seed)
+    base = parse_options(SAC_OPTIONS, argv, check=check_sac_options)
     base.eval_every = 0
     rows = []
     # spawn: fresh interpreters (no forked torch/OpenMP state); the pool's context manager
     # joins both workers before returning
     with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
         for seed in seeds:
-            cfg = parse_overrides(base, [f"seed={seed}"])
+            cfg = EasyDict(base, seed=seed)
             cfg.out_dir = base.out_dir or f"runs/compare_sb3/seed{seed}"
             rows.append(compare_seed(cfg, pool))
             row = rows[-1]

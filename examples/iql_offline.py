@@ -1,4 +1,7 @@
-"""Offline IQL on Pendulum-v1, with the critic trained the way GenerativeRL's pipelines train it.
+"""Offline IQL, with the critic trained the way GenerativeRL's pipelines train it.
+
+On its own Pendulum-v1 data by default; ``dataset=`` takes a Minari id or a D4RL ``.hdf5``
+file instead (``examples/offline_data.py``), ``env_id=`` any continuous-action env.
 
 1. Behaviour policies. ``random``: uniform random actions. ``sac``: a partly trained SAC
    actor, from a short run of ``examples/sac_pendulum.py`` (``behaviour_sac_steps`` env
@@ -22,6 +25,9 @@
 Run::
 
     python examples/iql_offline.py
+    python examples/iql_offline.py dataset=grl/hopper/sac-mixed-v0   # make_hopper_dataset.py's
+    python examples/iql_offline.py dataset=hopper-medium-replay-v2.hdf5 env_id=Hopper-v5
+    python examples/iql_offline.py env_id=Hopper-v5   # built-in data, SAC on Hopper
     python examples/iql_offline.py beta=1.0 train_steps=20000
     python examples/iql_offline.py controller_episodes=25   # idql_offline.py's dataset
 
@@ -32,43 +38,56 @@ Output in ``runs/iql_offline/seed<seed>/``: ``dataset/`` (the saved buffer), ``b
 from __future__ import annotations
 
 import copy
+import math
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import make_logger, parse_overrides, plot_curves, skip_pandas_probe
+from _common import (
+    Option,
+    defaults,
+    make_logger,
+    output_folder,
+    parse_options,
+    plot_curves,
+    skip_pandas_probe,
+)
 from easydict import EasyDict
-from offline_data import behaviour_returns, build_dataset
+from offline_data import DATASET_OPTIONS, behaviour_returns, load_dataset  # noqa: F401 (tests read behaviour_returns here)
 from sac_pendulum import build_networks
 from tensordict import TensorDict
 from tqdm import tqdm
 
+from grl_torchrl.data import normalized_score
 from grl_torchrl.rl_modules import GymEnvSimulator, VNetwork, evaluation_summary
 
-config = EasyDict(
-    env_id="Pendulum-v1",
-    seed=0,
-    behaviour_sac_steps=3_000,  # env steps of the SAC run that gives the partly trained policy
-    random_episodes=25,  # dataset episodes of the uniform random policy
-    behaviour_episodes=25,  # dataset episodes of the partly trained SAC policy
-    controller_episodes=0,  # dataset episodes of the noisy swing-up controller (idql: 25)
-    controller_noise=0.5,  # probability of a uniform random action in the controller's steps
-    train_steps=10_000,  # gradient steps
-    batch_size=256,
-    hidden_size=256,
-    lr=3e-4,
-    gamma=0.99,
-    tau=0.005,  # Polyak factor of the target critic
-    expectile=0.7,
-    beta=3.0,  # inverse temperature of the advantage weights
-    max_weight=100.0,  # clip of exp(beta * advantage)
-    eval_every=1_000,  # gradient steps between evaluations
-    eval_episodes=10,
-    num_threads=1,
-    logger="csv",
-    out_dir="",  # default: runs/iql_offline/seed<seed>
+OPTIONS = dict(
+    DATASET_OPTIONS,
+    train_steps=Option(
+        10_000, "gradient steps (0: no training, evaluate the untrained policy)", low=0
+    ),
+    batch_size=Option(256, "transitions per gradient step", low=1),
+    hidden_size=Option(256, "actor, critic and V: two hidden layers of this width", low=1),
+    lr=Option(3e-4, "Adam learning rate of actor, critic and V", low=0, low_open=True),
+    gamma=Option(0.99, "discount factor", low=0, high=1),
+    tau=Option(0.005, "Polyak factor of the target critic", low=0, high=1, low_open=True),
+    expectile=Option(
+        0.7, "expectile of the V regression", low=0, high=1, low_open=True, high_open=True
+    ),
+    beta=Option(3.0, "inverse temperature of the advantage weights (0: behaviour cloning)", low=0),
+    max_weight=Option(
+        100.0, "clip of exp(beta * advantage) (inf: no clip)", low=0, low_open=True, high=math.inf
+    ),
+    eval_every=Option(
+        1_000, "gradient steps between evaluations (0: final evaluation only)", low=0
+    ),
+    eval_episodes=Option(10, "episodes per evaluation", low=1),
+    num_threads=Option(1, "torch intra-op threads", low=1),
+    logger=Option("csv", "logger backend", choices=("csv", "tensorboard")),
+    out_dir=Option("", "output folder ('' = runs/iql_offline/seed<seed>)", check=output_folder),
 )
+config = defaults(OPTIONS)
 
 
 def build_value(cfg: EasyDict, obs_dim: int) -> VNetwork:
@@ -88,17 +107,19 @@ def build_value(cfg: EasyDict, obs_dim: int) -> VNetwork:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_overrides(config, argv)
+    cfg = parse_options(OPTIONS, argv)
     skip_pandas_probe()
     out_dir = Path(cfg.out_dir or f"runs/iql_offline/seed{cfg.seed}")
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
 
-    # 1-2. The behaviour policies and the dataset, saved and reloaded (offline_data.py).
-    buffer, info = build_dataset(cfg, out_dir)
+    # 1-2. The dataset: the built-in one (behaviour policies, saved and reloaded), a Minari
+    # dataset or a D4RL file (offline_data.py); evaluation runs on the dataset's env.
+    buffer, info = load_dataset(cfg, out_dir)
     sac, obs_dim, action_spec = info["sac"], info["obs_dim"], info["action_spec"]
+    env_id = info["env_id"]
     logger = make_logger(cfg.logger, out_dir)
-    behaviour = behaviour_returns(buffer[:])
+    behaviour = info["references"]
     best_name = max(behaviour, key=behaviour.get)
     for name, value in behaviour.items():
         logger.log_scalar(f"dataset/return_{name}", value, step=0)
@@ -117,7 +138,20 @@ def main(argv: list[str] | None = None) -> dict:
     pi_schedule = torch.optim.lr_scheduler.CosineAnnealingLR(pi_optimizer, cfg.train_steps)
 
     curves = {"IQL policy": ([], [])}
-    with GymEnvSimulator(cfg.env_id, seed=cfg.seed + 1) as eval_sim:
+    losses = {}  # the last gradient step's, logged with each evaluation
+
+    def evaluate(step: int) -> dict:
+        summary = evaluation_summary(eval_sim.evaluate(actor, num_episodes=cfg.eval_episodes))
+        curves["IQL policy"][0].append(step)
+        curves["IQL policy"][1].append(summary["return_mean"])
+        logger.log_scalar("eval/return_mean", summary["return_mean"], step=step)
+        logger.log_scalar("eval/return_std", summary["return_std"], step=step)
+        for name, loss in losses.items():
+            logger.log_scalar(f"train/loss_{name}", loss.item(), step=step)
+        pbar.set_postfix_str(f"last eval {summary['return_mean']:.0f}")
+        return summary
+
+    with GymEnvSimulator(env_id, seed=cfg.seed + 1) as eval_sim:
         pbar = tqdm(range(1, cfg.train_steps + 1), desc="IQL", unit="step")
         for step in pbar:
             batch = buffer.sample(cfg.batch_size)
@@ -156,16 +190,11 @@ def main(argv: list[str] | None = None) -> dict:
             pi_optimizer.step()
             pi_schedule.step()
 
-            if step % cfg.eval_every == 0 or step == cfg.train_steps:
-                results = eval_sim.evaluate(actor, num_episodes=cfg.eval_episodes)
-                summary = evaluation_summary(results)
-                curves["IQL policy"][0].append(step)
-                curves["IQL policy"][1].append(summary["return_mean"])
-                logger.log_scalar("eval/return_mean", summary["return_mean"], step=step)
-                logger.log_scalar("eval/return_std", summary["return_std"], step=step)
-                for name, loss in (("v", v_loss), ("q", q_loss), ("pi", pi_loss)):
-                    logger.log_scalar(f"train/loss_{name}", loss.item(), step=step)
-                pbar.set_postfix_str(f"last eval {summary['return_mean']:.0f}")
+            losses = {"v": v_loss, "q": q_loss, "pi": pi_loss}
+            if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.train_steps:
+                evaluate(step)
+        # The final evaluation (of the untrained policy when train_steps=0).
+        summary = evaluate(cfg.train_steps)
 
     torch.save(
         {
@@ -179,18 +208,21 @@ def main(argv: list[str] | None = None) -> dict:
     plot_curves(
         out_dir / "learning_curve.png",
         curves,
-        title=f"Offline IQL on {cfg.env_id} (seed {cfg.seed})",
+        title=f"Offline IQL on {cfg.dataset or env_id} (seed {cfg.seed})",
         xlabel="gradient steps",
         ylabel="episode return",
-        references={f"dataset: {name} policy": value for name, value in behaviour.items()},
+        references={f"dataset: {name}": value for name, value in behaviour.items()},
     )
     learned = summary["return_mean"]
+    ref = info["ref_scores"]
     result = {
         "return_mean": learned,
         "return_std": summary["return_std"],
         "behaviour_returns": behaviour,
         "best_behaviour": best_name,
-        "behaviour_sac_eval": sac["return_mean"],
+        "behaviour_sac_eval": sac["return_mean"] if sac else None,
+        "normalized_score": normalized_score(learned, ref) if ref else None,
+        "env_id": env_id,
         "dataset_size": len(buffer),
         "wall_time_s": time.perf_counter() - start,
         "out_dir": out_dir,
@@ -199,10 +231,20 @@ def main(argv: list[str] | None = None) -> dict:
         "value": value,
     }
     others = ", ".join(f"{k} {v:.1f}" for k, v in behaviour.items() if k != best_name)
+    sac_note = (
+        f"; the SAC behaviour actor scores {sac['return_mean']:.1f} with deterministic actions"
+        if sac
+        else ""
+    )
+    score = (
+        f" (normalised score {result['normalized_score']:.1f})"
+        if result["normalized_score"] is not None
+        else ""
+    )
     print(
-        f"IQL {cfg.env_id} seed={cfg.seed}: learned policy {learned:.1f} ± {summary['return_std']:.1f}"
-        f" over {cfg.eval_episodes} episodes vs best behaviour policy in the dataset "
-        f"({best_name}) {behaviour[best_name]:.1f} ({others}; the SAC behaviour actor scores {sac['return_mean']:.1f} with deterministic actions); "
+        f"IQL {cfg.dataset or env_id} seed={cfg.seed}: learned policy {learned:.1f} "
+        f"± {summary['return_std']:.1f}{score} over {cfg.eval_episodes} episodes of {env_id} vs "
+        f"the dataset's best reference ({best_name}) {behaviour[best_name]:.1f} ({others}{sac_note}); "
         f"{len(buffer)} transitions; wall time {result['wall_time_s']:.1f} s -> {out_dir}"
     )
     return result

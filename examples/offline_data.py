@@ -1,16 +1,26 @@
-"""The offline dataset recipe shared by ``iql_offline.py`` and ``idql_offline.py``.
+"""The offline datasets of ``iql_offline.py`` and ``idql_offline.py``.
 
-Whole episodes of up to three behaviour policies on Pendulum-v1, collected with
+``dataset=<Minari id>`` reads a Minari dataset (a local one under ``$MINARI_DATASETS_PATH``,
+e.g. from ``make_hopper_dataset.py``, else TorchRL downloads it) with
+:class:`grl_torchrl.data.MinariExperienceReplay`, and the examples evaluate on the env the
+dataset records. ``dataset=<path to a .hdf5>`` reads a D4RL file with
+:class:`grl_torchrl.data.D4RLExperienceReplay`; ``env_id`` then names its env. The
+reference returns of such datasets are the mean and best episode return in them; a
+normalised score is reported where reference scores are known
+(:func:`grl_torchrl.data.reference_scores`).
+
+``dataset=''`` (the default) builds the examples' own data: whole episodes of up to three
+behaviour policies on ``env_id`` (Pendulum-v1 by default), collected with
 ``GymEnvSimulator``, written to disk with a TorchRL ``LazyMemmapStorage``
-(``ReplayBuffer.dumps``) and read back (``ReplayBuffer.loads``), so that training samples only
-the reloaded copy. Each step carries ``behaviour`` (the index of its policy in
+(``ReplayBuffer.dumps``) and read back (``ReplayBuffer.loads``), so that training samples
+only the reloaded copy. Each step carries ``behaviour`` (the index of its policy in
 :data:`BEHAVIOURS`) and ``episode`` (its episode's index in the dataset).
 
 - ``random``: uniform random actions;
 - ``sac``: a partly trained SAC actor from a short run of ``sac_pendulum.py``, sampling;
 - ``controller``: :func:`swing_up_controller`, a hand-written energy-pumping swing-up with a
   PD balance at the top, that takes a uniform random action instead with probability
-  ``controller_noise``.
+  ``controller_noise`` (Pendulum-v1 only: skipped on any other ``env_id``).
 
 At one state the three give different action modes (SAC's Gaussian, the controller's
 bang-bang +-2 or PD torque, a uniform spread), which is what a diffusion behaviour model
@@ -23,15 +33,45 @@ import shutil
 from pathlib import Path
 
 import torch
-from _common import seed_everything
+from _common import Option, continuous_env_id, seed_everything
 from easydict import EasyDict
 from sac_pendulum import main as train_sac
 from tensordict import TensorDict
-from torchrl.data import LazyMemmapStorage, TensorDictReplayBuffer
+from torchrl.data import Bounded, LazyMemmapStorage, TensorDictReplayBuffer
 
+from grl_torchrl.data import D4RLExperienceReplay, MinariExperienceReplay, minari_datasets_path
+from grl_torchrl.data import reference_scores as dataset_reference_scores
 from grl_torchrl.rl_modules import GymEnvSimulator
 
 BEHAVIOURS = ("random", "sac", "controller")
+
+# The dataset's options, shared by iql_offline.py and idql_offline.py: the same values give
+# them the same data.
+DATASET_OPTIONS = dict(
+    dataset=Option(
+        "",
+        "Minari id or path to a D4RL .hdf5 file ('' = the built-in behaviour data)",
+        check=lambda d: (
+            "no such .hdf5 file" if d.endswith(".hdf5") and not Path(d).is_file() else None
+        ),
+    ),
+    env_id=Option(
+        "Pendulum-v1",
+        "gymnasium id of a continuous-action (Box) env: of the built-in data and of a .hdf5 "
+        "file (a Minari dataset names its own)",
+        check=continuous_env_id,
+    ),
+    seed=Option(0, "random seed", low=0),
+    behaviour_sac_steps=Option(
+        3_000, "env steps of the SAC run that gives the partly trained policy", low=1
+    ),
+    random_episodes=Option(25, "dataset episodes of the uniform random policy", low=1),
+    behaviour_episodes=Option(25, "dataset episodes of the partly trained SAC policy", low=1),
+    controller_episodes=Option(0, "dataset episodes of the noisy swing-up controller", low=0),
+    controller_noise=Option(
+        0.5, "probability of a uniform random action in the controller's steps", low=0, high=1
+    ),
+)
 
 
 def swing_up_controller(obs: torch.Tensor, noise: float = 0.0) -> torch.Tensor:
@@ -80,11 +120,13 @@ def build_dataset(cfg: EasyDict, out_dir: Path) -> tuple[TensorDictReplayBuffer,
     ``eval_episodes``, ``num_threads`` and ``logger`` from ``cfg``. The same values give the
     same dataset, whichever example builds it; torch's RNG is reseeded with ``cfg.seed``
     after the SAC run and left where the collection ends. Returns the reloaded buffer and
-    ``dict(sac=<the SAC run's result>, obs_dim=..., action_spec=...)``.
+    ``dict(sac=<the SAC run's result>, obs_dim=..., action_spec=...)``. The SAC behaviour
+    policy trains on ``env_id``; the swing-up controller runs only on Pendulum-v1.
     """
     # The partly trained behaviour policy: a short SAC run (it seeds everything itself).
     sac = train_sac(
         [
+            f"env_id={cfg.env_id}",
             f"seed={cfg.seed}",
             f"total_steps={cfg.behaviour_sac_steps}",
             "eval_every=0",
@@ -100,7 +142,7 @@ def build_dataset(cfg: EasyDict, out_dir: Path) -> tuple[TensorDictReplayBuffer,
             sim.collect_steps(None, num_episodes=cfg.random_episodes, random_policy=True),
             sim.collect_episodes(sac["actor"], num_episodes=cfg.behaviour_episodes),
         ]
-        if cfg.controller_episodes:
+        if cfg.controller_episodes and cfg.env_id == "Pendulum-v1":
             noise = cfg.controller_noise
             parts.append(
                 sim.collect_episodes(
@@ -123,3 +165,75 @@ def build_dataset(cfg: EasyDict, out_dir: Path) -> tuple[TensorDictReplayBuffer,
     buffer = TensorDictReplayBuffer(storage=LazyMemmapStorage(dataset.shape[0]))
     buffer.loads(dataset_dir)
     return buffer, dict(sac=sac, obs_dim=obs_dim, action_spec=action_spec)
+
+
+def dataset_returns(data: TensorDict) -> dict[str, float]:
+    """Mean and best episode return of a dataset with ``"episode"`` ids (any integers).
+
+    >>> data = TensorDict({"episode": torch.tensor([4, 4, 7]),
+    ...                    ("next", "reward"): torch.tensor([[1.0], [2.0], [5.0]])}, [3])
+    >>> dataset_returns(data)
+    {'episode mean': 4.0, 'episode max': 5.0}
+    """
+    _, episode = torch.unique(data["episode"], return_inverse=True)
+    rewards = data["next", "reward"].flatten().double()
+    totals = torch.zeros(int(episode.max()) + 1, dtype=torch.float64).index_add_(
+        0, episode, rewards
+    )
+    return {"episode mean": float(totals.mean()), "episode max": float(totals.max())}
+
+
+def _continuous_spaces(env_id: str) -> tuple[int, object]:
+    """The observation size and action spec of a Box-action env (``SystemExit`` otherwise)."""
+    with GymEnvSimulator(env_id) as sim:
+        obs_spec = sim.env.observation_spec["observation"]
+        action_spec = sim.env.action_spec
+    if not isinstance(action_spec, Bounded) or len(obs_spec.shape) != 1:
+        raise SystemExit(
+            f"option env_id={env_id}: expected an env with a continuous (Box) action space and "
+            f"flat observations, got actions {type(action_spec).__name__} "
+            f"and observations of shape {tuple(obs_spec.shape)}"
+        )
+    return obs_spec.shape[-1], action_spec
+
+
+def load_dataset(cfg: EasyDict, out_dir: Path) -> tuple[TensorDictReplayBuffer, dict]:
+    """The training data of ``cfg.dataset`` (see the module docstring) and what goes with it.
+
+    Returns the replay buffer and ``dict(env_id=<env to evaluate on>, obs_dim=...,
+    action_spec=..., references=<name: return>, ref_scores=(min, max) or None,
+    sac=<SAC run result or None>)``. ``references`` are the built-in data's per-behaviour
+    mean returns, or a dataset's mean and best episode return.
+    """
+    if not cfg.dataset:
+        buffer, info = build_dataset(cfg, out_dir)
+        references = behaviour_returns(buffer[:])
+        return buffer, dict(
+            info,
+            env_id=cfg.env_id,
+            references=references,
+            ref_scores=dataset_reference_scores(cfg.env_id),
+        )
+    if cfg.dataset.endswith(".hdf5"):
+        buffer = D4RLExperienceReplay(cfg.dataset, cfg.batch_size, env_id=cfg.env_id)
+        env_id, ref_scores = cfg.env_id, dataset_reference_scores(Path(cfg.dataset).name)
+        ref_scores = ref_scores or dataset_reference_scores(env_id)
+    else:
+        local = (minari_datasets_path() / cfg.dataset / "data").is_dir()
+        buffer = MinariExperienceReplay(
+            cfg.dataset,
+            cfg.batch_size,
+            root=out_dir / "dataset",
+            load_from_local_minari=local,
+            download=True,
+        )
+        env_id, ref_scores = buffer.env_id, buffer.ref_scores
+    obs_dim, action_spec = _continuous_spaces(env_id)
+    return buffer, dict(
+        env_id=env_id,
+        obs_dim=obs_dim,
+        action_spec=action_spec,
+        references=dataset_returns(buffer[:]),
+        ref_scores=ref_scores,
+        sac=None,
+    )

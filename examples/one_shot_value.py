@@ -30,7 +30,16 @@ from pathlib import Path
 
 import gymnasium
 import torch
-from _common import make_logger, parse_overrides, plot_curves, seed_everything, skip_pandas_probe
+from _common import (
+    Option,
+    defaults,
+    make_logger,
+    output_folder,
+    parse_options,
+    plot_curves,
+    seed_everything,
+    skip_pandas_probe,
+)
 from easydict import EasyDict
 from tensordict import TensorDict
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
@@ -38,23 +47,26 @@ from tqdm import tqdm
 
 from grl_torchrl.rl_modules import GymEnvSimulator, OneShotValueFunction
 
-config = EasyDict(
-    env_id="Pendulum-v1",
-    seed=0,
-    gamma=0.99,  # discount of the returns-to-go
-    time_condition=True,  # feed the fraction of the episode left as the `condition` input
-    train_episodes=100,
-    test_episodes=20,  # held out: R^2 is measured on these
-    train_steps=3_000,  # gradient steps
-    batch_size=256,
-    hidden_size=256,
-    lr=1e-3,
-    tau=0.005,  # Polyak factor of v_target
-    eval_every=250,  # gradient steps between R^2 measurements
-    num_threads=1,
-    logger="csv",
-    out_dir="",  # default: runs/one_shot_value/seed<seed>
+OPTIONS = dict(
+    env_id=Option(
+        "Pendulum-v1", "gymnasium id (the fixed PD policy is Pendulum's)", choices=("Pendulum-v1",)
+    ),
+    seed=Option(0, "random seed", low=0),
+    gamma=Option(0.99, "discount of the returns-to-go", low=0, high=1),
+    time_condition=Option(True, "feed the fraction of the episode left as the `condition` input"),
+    train_episodes=Option(100, "episodes of the PD policy to train on", low=1),
+    test_episodes=Option(20, "held-out episodes: R^2 is measured on these", low=1),
+    train_steps=Option(3_000, "gradient steps (0: no training, measure the untrained V)", low=0),
+    batch_size=Option(256, "states per gradient step", low=1),
+    hidden_size=Option(256, "V: two hidden layers of this width", low=1),
+    lr=Option(1e-3, "Adam learning rate", low=0, low_open=True),
+    tau=Option(0.005, "Polyak factor of v_target", low=0, high=1, low_open=True),
+    eval_every=Option(250, "gradient steps between R^2 measurements (0: final one only)", low=0),
+    num_threads=Option(1, "torch intra-op threads", low=1),
+    logger=Option("csv", "logger backend", choices=("csv", "tensorboard")),
+    out_dir=Option("", "output folder ('' = runs/one_shot_value/seed<seed>)", check=output_folder),
 )
+config = defaults(OPTIONS)
 
 
 def pd_policy(observation: torch.Tensor) -> torch.Tensor:
@@ -105,7 +117,7 @@ def r_squared(prediction: torch.Tensor, target: torch.Tensor) -> float:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_overrides(config, argv)
+    cfg = parse_options(OPTIONS, argv)
     skip_pandas_probe()
     seed_everything(cfg.seed, cfg.num_threads)
     out_dir = Path(cfg.out_dir or f"runs/one_shot_value/seed{cfg.seed}")
@@ -137,6 +149,23 @@ def main(argv: list[str] | None = None) -> dict:
     target = TensorDict.from_module(ov.v_target).data
 
     curves = {"v (online)": ([], []), "v_target (Polyak)": ([], [])}
+
+    def measure(step: int, loss: torch.Tensor | None) -> tuple[float, float]:
+        """Held-out R^2 of v and v_target after ``step`` gradient steps, logged and plotted."""
+        with torch.no_grad():
+            r2 = r_squared(ov(test["observation"], condition(test)), test["return_to_go"])
+            pred_target = ov.v_target(test["observation"], condition(test))
+            r2_target = r_squared(pred_target, test["return_to_go"])
+        for (xs, ys), value in zip(curves.values(), (r2, r2_target), strict=True):
+            xs.append(step)
+            ys.append(value)
+        if loss is not None:  # None: no gradient step yet (train_steps=0)
+            logger.log_scalar("train/v_loss", loss.item(), step=step)
+        logger.log_scalar("test/r2", r2, step=step)
+        logger.log_scalar("test/r2_target", r2_target, step=step)
+        return r2, r2_target
+
+    loss = None
     for step in tqdm(range(1, cfg.train_steps + 1), desc="one-shot V", unit="step"):
         batch = buffer.sample()
         loss = ov.v_loss(batch["observation"], batch["return_to_go"], condition(batch))
@@ -144,17 +173,10 @@ def main(argv: list[str] | None = None) -> dict:
         loss.backward()
         optimizer.step()
         target.lerp_(online, cfg.tau)
-        if step % cfg.eval_every == 0 or step == cfg.train_steps:
-            with torch.no_grad():
-                r2 = r_squared(ov(test["observation"], condition(test)), test["return_to_go"])
-                pred_target = ov.v_target(test["observation"], condition(test))
-                r2_target = r_squared(pred_target, test["return_to_go"])
-            for (xs, ys), value in zip(curves.values(), (r2, r2_target), strict=True):
-                xs.append(step)
-                ys.append(value)
-            logger.log_scalar("train/v_loss", loss.item(), step=step)
-            logger.log_scalar("test/r2", r2, step=step)
-            logger.log_scalar("test/r2_target", r2_target, step=step)
+        if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.train_steps:
+            measure(step, loss)
+    # The final measurement, after the last step (of the untrained V when train_steps=0).
+    r2, r2_target = measure(cfg.train_steps, loss)
 
     torch.save({"config": dict(cfg), "value_function": ov.state_dict()}, out_dir / "checkpoint.pt")
     plot_curves(

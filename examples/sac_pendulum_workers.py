@@ -12,21 +12,32 @@ Run::
     python examples/sac_pendulum_workers.py                  # seed 0, 15k env steps
     python examples/sac_pendulum_workers.py num_workers=4
 
-Every entry of ``config`` below can be overridden as ``key=value``. Output goes to
-``runs/sac_pendulum_workers/seed<seed>/``: ``logs/``, ``checkpoint.pt`` and
+Every entry of ``OPTIONS`` below can be given as ``key=value`` (``--help`` lists them).
+Output goes to ``runs/sac_pendulum_workers/seed<seed>/``: ``logs/``, ``checkpoint.pt`` and
 ``learning_curve.png``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from pathlib import Path
 
 import torch
-from _common import make_logger, parse_overrides, plot_curves, seed_everything, skip_pandas_probe
+from _common import (
+    Option,
+    defaults,
+    make_logger,
+    output_folder,
+    parse_options,
+    plot_curves,
+    seed_everything,
+    skip_pandas_probe,
+)
 from easydict import EasyDict
+from sac_pendulum import OPTIONS as SAC_OPTIONS
 from sac_pendulum import build_networks
-from sac_pendulum import config as sac_config
+from sac_pendulum import check_options as check_sac_options
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
 from torchrl.objectives import SoftUpdate
 from tqdm import tqdm
@@ -39,18 +50,46 @@ from grl_torchrl.rl_modules import (
     to_simulator_layout,
 )
 
-config = EasyDict(
-    {
-        **sac_config,
-        "num_workers": 2,  # worker processes, one Pendulum each
-        "backend": "process",  # or "ray" (needs grl_torchrl[ray])
-        "out_dir": "",  # default: runs/sac_pendulum_workers/seed<seed>
-    }
+# sac_pendulum's options except `compile`: this loop keeps TorchRL's eager update, and an
+# option that changed nothing would mislead.
+OPTIONS = dict(
+    {key: option for key, option in SAC_OPTIONS.items() if key != "compile"},
+    train_freq=Option(
+        50,
+        "env steps per collected batch, all workers together (a multiple of num_workers); "
+        "as many gradient steps follow each batch",
+        low=1,
+    ),
+    num_workers=Option(2, "worker processes, one env each", low=1),
+    backend=Option(
+        "process",
+        "collector backend (ray needs grl_torchrl[ray])",
+        choices=("process", "ray"),
+        check=lambda backend: (
+            "ray is not installed (pip install grl_torchrl[ray])"
+            if backend == "ray" and importlib.util.find_spec("ray") is None
+            else None
+        ),
+    ),
+    out_dir=Option(
+        "", "output folder ('' = runs/sac_pendulum_workers/seed<seed>)", check=output_folder
+    ),
 )
+config = defaults(OPTIONS)
+
+
+def check_options(cfg: EasyDict) -> str | None:
+    """Rules that tie options together: sac_pendulum's, and whole batches per worker."""
+    if cfg.train_freq % cfg.num_workers:
+        return (
+            f"train_freq={cfg.train_freq} is not a multiple of num_workers={cfg.num_workers} "
+            "(every worker steps the same number of times)"
+        )
+    return check_sac_options(cfg)
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_overrides(config, argv)
+    cfg = parse_options(OPTIONS, argv, check=check_options)
     skip_pandas_probe()
     seed_everything(cfg.seed, cfg.num_threads)
     out_dir = Path(cfg.out_dir or f"runs/sac_pendulum_workers/seed{cfg.seed}")

@@ -5,6 +5,8 @@ Marked ``ray`` (``pytest -m "not ray"`` skips them); a plain ``pytest`` runs the
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -209,3 +211,65 @@ def test_ray_bad_options_raise_before_ray_starts():
             backend_options={"remote_configs": [{"num_cpus": 1}]},
         )
     assert not ray.is_initialized()
+
+
+QUIET_SCRIPT = """
+import sys
+
+sys.path.insert(0, {tests!r})
+import torch
+from collector_helpers import FAILING_ENV_ID, tanh_policy
+
+from grl_torchrl.rl_modules import make_collector
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    with make_collector(
+        "Pendulum-v1", tanh_policy(), backend="ray", num_workers=2, frames_per_batch=8,
+        total_frames=16, seed=0,
+    ) as collector:
+        print("BATCHES", sum(1 for _ in collector), flush=True)
+    # uniform random actions (no policy) on an env that raises at its 5th step
+    with make_collector(
+        FAILING_ENV_ID, None, backend="ray", num_workers=2, frames_per_batch=4, seed=0
+    ) as collector:
+        for _ in collector:
+            pass
+"""
+
+# What a healthy Ray run printed: TorchRL's FutureWarning in each worker, the worker
+# collector's 15-line repr (Ray's actor log prefix), TorchRL's weight-sync warnings in
+# the driver and the workers, Ray's token-authentication notice.
+NOISE = [
+    "FutureWarning",
+    "missing transforms required by the policy",
+    "env=_GymWrapper",
+    "td_out=",
+    "weight synchronization was initialized",
+    "The policy is not an nn.Module",
+    "Unsupported source type",
+    "Token authentication is enabled",
+]
+
+
+def test_healthy_ray_run_prints_nothing_and_errors_stay_loud(tmp_path):
+    script = tmp_path / "quiet_ray.py"
+    script.write_text(QUIET_SCRIPT.format(tests=str(Path(__file__).parent)))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        timeout=600,  # guards against a hang only
+    )
+    out = done.stdout
+    assert "BATCHES 2" in out, out[-3000:]
+    assert [line for line in out.splitlines() if any(n in line for n in NOISE)] == []
+    # the failing run raised its worker's error, traceback and all, in the caller
+    assert done.returncode == 1
+    assert "CollectorWorkerError: SimulatorCrash: simulator crashed at step 5" in out, out[-3000:]
+    assert not list(home.rglob("*"))

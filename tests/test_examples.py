@@ -195,18 +195,23 @@ def test_pd_policy_is_the_documented_controller(examples):
     torch.testing.assert_close(osv.pd_policy(obs), expected)
 
 
-def test_overrides_cast_and_reject(examples):
-    parse = examples["_common"].parse_overrides
-    base = EasyDict(steps=10, lr=1e-3, name="x", flag=True)
-    cfg = parse(base, ["steps=20", "lr=0.5", "name=y", "flag=off"])
+def test_options_cast_and_reject(examples):
+    common = examples["_common"]
+    options = dict(
+        steps=common.Option(10, "steps", low=1),
+        lr=common.Option(1e-3, "lr", low=0, low_open=True),
+        name=common.Option("x", "name"),
+        flag=common.Option(True, "flag"),
+    )
+    cfg = common.parse_options(options, ["steps=20", "lr=0.5", "name=y", "flag=off"])
     assert cfg == {"steps": 20, "lr": 0.5, "name": "y", "flag": False}
-    assert base.steps == 10  # the defaults are not modified
-    with pytest.raises(SystemExit, match="cannot read 'many' as int"):
-        parse(base, ["steps=many"])
+    assert common.defaults(options) == {"steps": 10, "lr": 1e-3, "name": "x", "flag": True}
+    with pytest.raises(SystemExit, match=r"option steps=many: expected an int >= 1"):
+        common.parse_options(options, ["steps=many"])
     with pytest.raises(SystemExit, match="expected key=value"):
-        parse(base, ["steps"])
-    with pytest.raises(SystemExit, match="config key 'flag'"):
-        parse(base, ["flag=maybe"])
+        common.parse_options(options, ["steps"])
+    with pytest.raises(SystemExit, match="option flag=maybe: expected true or false"):
+        common.parse_options(options, ["flag=maybe"])
 
 
 def test_cli_rejects_an_unknown_key():
@@ -217,5 +222,75 @@ def test_cli_rejects_an_unknown_key():
         timeout=120,
     )
     assert proc.returncode != 0
-    assert "unknown config key 'gama'" in proc.stderr
+    assert "unknown option 'gama'" in proc.stderr
     assert "gamma" in proc.stderr  # the message lists the known keys
+
+
+OFFLINE_SMOKE = [
+    "train_steps=20",
+    "eval_every=10",
+    "batch_size=16",
+    "hidden_size=16",
+    "eval_episodes=2",
+]
+IDQL_DATASET_SMOKE = [*OFFLINE_SMOKE, "diffusion_steps=3", "num_candidates=4"]
+
+
+def _pendulum_episodes(num_episodes: int = 2):
+    from grl_torchrl.rl_modules import GymEnvSimulator
+
+    with GymEnvSimulator("Pendulum-v1", seed=0) as sim:
+        return sim.collect_episodes(None, num_episodes=num_episodes, random_policy=True)
+
+
+def test_iql_and_idql_offline_on_a_local_minari_dataset(examples, tmp_path, monkeypatch):
+    from grl_torchrl.data import write_minari_dataset
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))  # never ~/.minari
+    write_minari_dataset("test/pendulum/random-v0", _pendulum_episodes(), "Pendulum-v1")
+    args = ["dataset=test/pendulum/random-v0"]
+    iql = examples["iql_offline"].main([*args, *OFFLINE_SMOKE, f"out_dir={tmp_path / 'iql'}"])
+    assert iql["env_id"] == "Pendulum-v1" and iql["dataset_size"] == 400
+    assert iql["normalized_score"] is None and iql["behaviour_sac_eval"] is None
+    assert set(iql["behaviour_returns"]) == {"episode mean", "episode max"}
+    _check_outputs(tmp_path / "iql", "eval/return_mean")
+    idql_offline = importlib.import_module("idql_offline")
+    idql = idql_offline.main([*args, *IDQL_DATASET_SMOKE, f"out_dir={tmp_path / 'idql'}"])
+    assert idql["env_id"] == "Pendulum-v1" and idql["dataset_size"] == 400
+    _check_outputs(tmp_path / "idql", "eval/idql_return_mean")
+
+
+def test_idql_offline_on_a_d4rl_file(examples, tmp_path):
+    import h5py
+
+    episodes = _pendulum_episodes()
+    path = tmp_path / "pendulum-random-v0.hdf5"
+    with h5py.File(path, "w") as file:
+        file["observations"] = episodes["observation"].numpy()
+        file["actions"] = episodes["action"].numpy()
+        file["rewards"] = episodes["next", "reward"].flatten().numpy()
+        file["terminals"] = episodes["next", "terminated"].flatten().numpy()
+        file["timeouts"] = episodes["next", "truncated"].flatten().numpy()
+    idql_offline = importlib.import_module("idql_offline")
+    result = idql_offline.main(
+        [f"dataset={path}", "env_id=Pendulum-v1", *IDQL_DATASET_SMOKE, f"out_dir={tmp_path}"]
+    )
+    # no next_observations: each episode's timeout step has no next observation and is dropped
+    assert result["dataset_size"] == 400 - 2
+    with pytest.raises(SystemExit, match="no such .hdf5 file"):
+        idql_offline.main([f"dataset={tmp_path / 'missing.hdf5'}"])
+
+
+def test_offline_examples_on_hopper(examples, tmp_path):
+    """env_id=Hopper-v5: the built-in data's SAC trains on Hopper (the Pendulum controller is
+    skipped), and the score is normalised with D4RL's Hopper reference returns."""
+    data = ["behaviour_sac_steps=200", "random_episodes=1", "behaviour_episodes=1"]
+    idql_offline = importlib.import_module("idql_offline")
+    result = idql_offline.main(
+        ["env_id=Hopper-v5", *data, *IDQL_DATASET_SMOKE, f"out_dir={tmp_path}"]
+    )
+    assert result["env_id"] == "Hopper-v5"
+    assert set(result["behaviour_returns"]) == {"random", "sac"}  # no controller episodes
+    low, high = -20.272305, 3234.3  # d4rl/infos.py REF_MIN_SCORE / REF_MAX_SCORE, hopper
+    expected = 100 * (result["return_mean"] - low) / (high - low)
+    assert result["normalized_score"] == pytest.approx(expected)

@@ -307,11 +307,11 @@ def test_behaviour_returns_names_only_present_behaviours(examples):
     assert data.behaviour_returns(td) == {"random": -3.0, "controller": -3.5}
 
 
-@pytest.mark.parametrize("name", ["idql_offline", "offline_data"])
-def test_docstring_examples_run(examples, name):
+def test_docstring_examples_run(examples):
     # examples/ is outside pytest's doctest paths: run its docstring examples here
+    # (DiffusionBehaviour's and IDQLPolicy's run with the package's, in grl_torchrl/)
     flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-    result = doctest.testmod(examples[name], optionflags=flags)
+    result = doctest.testmod(examples["offline_data"], optionflags=flags)
     assert result.attempted > 0 and result.failed == 0
 
 
@@ -360,3 +360,35 @@ def test_critic_losses_are_upstreams_idql_critic_step(examples):
     after = q_target(action, state)
     assert not torch.equal(before, after)
     torch.testing.assert_close(before, q1.minimum(q2))
+
+
+def test_idql_pieces_are_the_package_ones(examples):
+    """The example imports the diffusion model and IDQLPolicy from the package (reusable
+    without sys.path tricks), not copies of them."""
+    from grl_torchrl.rl_modules import idql as package
+
+    idql = examples["idql_offline"]
+    assert idql.DiffusionBehaviour is package.DiffusionBehaviour
+    assert idql.IDQLPolicy is package.IDQLPolicy
+
+
+def test_diffusion_bounds_from_a_batched_env_spec_are_refused_clearly():
+    from grl_torchrl.rl_modules import GymEnvSimulator
+    from grl_torchrl.rl_modules.idql import DiffusionBehaviour
+
+    with GymEnvSimulator("Pendulum-v1", num_envs=5, seed=0) as sim:
+        space = sim.env.action_spec.space  # bounds [5, 1]: one row per env
+    kwargs = dict(steps=3, hidden_size=8, time_embed_dim=8)
+    with pytest.raises(ValueError, match=r"low must be .*\[act_dim\] = \[1\], got shape \[5, 1\]"):
+        DiffusionBehaviour(3, 1, space.low, space.high, **kwargs)
+    one_env = DiffusionBehaviour(3, 1, space.low[0], space.high[0], **kwargs)
+    assert one_env.low.tolist() == [-2.0] and one_env.high.tolist() == [2.0]
+    scalars = DiffusionBehaviour(3, 2, -1.0, 1.0, **kwargs)  # numbers: every action dim
+    assert scalars.low.tolist() == [-1.0, -1.0]
+    assert scalars.sample(torch.zeros(4, 3)).shape == (4, 2)
+    with pytest.raises(ValueError, match="low must be < high"):
+        DiffusionBehaviour(3, 1, 1.0, 1.0, **kwargs)
+    with pytest.raises(ValueError, match="high must be finite"):
+        DiffusionBehaviour(3, 1, -1.0, math.inf, **kwargs)
+    with pytest.raises(ValueError, match="act_dim must be an int >= 1, got 0"):
+        DiffusionBehaviour(3, 0, -1.0, 1.0, **kwargs)

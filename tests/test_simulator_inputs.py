@@ -261,7 +261,7 @@ ACTIONS = {
         r"action values \[4\]",
     ),
     "returns None": (cartpole(None), TypeError, "policy returned NoneType"),
-    "returns a list": (cartpole([0]), TypeError, "policy returned list"),
+    "returns a list of strings": (cartpole(["left"]), TypeError, "policy returned list"),
     "wrong shape": (pendulum(torch.zeros(1, 2)), ValueError, "action of shape"),
     "NumpyPolicyWrapper fn returns None": (
         ("CartPole-v1", 1, NumpyPolicyWrapper(lambda obs: None)),

@@ -6,8 +6,10 @@ the same values for the same parameters and batch. They also take one of our Q e
 itself as ``qvalue_network`` (the loss trains its weights, see
 :meth:`~grl_torchrl.rl_modules.EnsembleQNetwork.bind_to_loss`). Critics that are not MLP
 :class:`~grl_torchrl.rl_modules.QNetwork` heads run on TorchRL's stock path (``loss.fused`` is False).
+:func:`make_update` runs a whole update step of these losses as one compiled graph.
 """
 
+from grl_torchrl.objectives.compiled import UpdateStep, make_update
 from grl_torchrl.objectives.cql import CQLLoss
 from grl_torchrl.objectives.fused import FusedQEnsemble, FusedQMixin, ParamGroups, fused_q_plan
 from grl_torchrl.objectives.iql import IQLLoss
@@ -24,5 +26,7 @@ __all__ = [
     "REDQLoss",
     "SACLoss",
     "TD3Loss",
+    "UpdateStep",
     "fused_q_plan",
+    "make_update",
 ]

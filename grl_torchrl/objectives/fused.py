@@ -25,8 +25,9 @@ from tensordict.utils import NestedKey
 from torch import nn
 
 from grl_torchrl.nn.backbones import ConcatenateMLP
+from grl_torchrl.rl_modules.critic_base import check_loss_networks
 from grl_torchrl.rl_modules.ensemble import fused_mlp_path, run_stacked_steps
-from grl_torchrl.rl_modules.value_networks import EnsembleQNetwork, EnsembleVNetwork, QNetwork
+from grl_torchrl.rl_modules.value_networks import EnsembleQNetwork, QNetwork
 
 __all__ = ["FusedQEnsemble", "FusedQMixin", "ParamGroups", "fused_q_plan"]
 
@@ -225,12 +226,9 @@ class FusedQMixin:
         stock = self._stock_class()
         bound = inspect.signature(stock.__init__).bind(self, *args, **kwargs)
         arguments = bound.arguments
+        # our critics in the wrong role or with several outputs: refused before any work
+        check_loss_networks(type(self).__name__, arguments)
         critic = arguments.get("qvalue_network")
-        if isinstance(critic, EnsembleVNetwork):
-            raise TypeError(
-                f"{type(self).__name__}: qvalue_network must be a Q network, got "
-                f"{type(critic).__name__} (a state-value ensemble)"
-            )
         ensemble = critic if isinstance(critic, EnsembleQNetwork) else None
         if ensemble is not None:
             if self._fixed_num_qvalue_nets is not None:

@@ -58,7 +58,15 @@ class ProbabilisticActor(_TorchRLProbabilisticActor):
         if parts is None or tensordict_out is not None or kwargs or exploration_type() is None:
             return super().get_dist(tensordict, tensordict_out, **kwargs)
         network, probabilistic = parts
-        outputs = network.module(*(tensordict.get(key) for key in network.in_keys))
+        inputs = [tensordict.get(key) for key in network.in_keys]
+        try:
+            outputs = network.module(*inputs)
+        except Exception:
+            # a missing input key (read as None): let the stock path raise TorchRL's own
+            # KeyError naming the key; the check costs nothing when the call succeeds
+            if any(value is None for value in inputs):
+                return super().get_dist(tensordict, tensordict_out, **kwargs)
+            raise
         if isinstance(outputs, torch.Tensor):
             outputs = (outputs,)
         if len(outputs) != len(network.out_keys):

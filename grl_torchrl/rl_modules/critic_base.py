@@ -12,11 +12,12 @@ from tensordict.nn import TensorDictModuleBase
 from tensordict.utils import NestedKey
 from torch import nn
 
+from grl_torchrl.nn.backbones import ConcatenateMLP
 from grl_torchrl.nn.encoders import IdentityEncoder
 from grl_torchrl.nn.registry import build_block
 from grl_torchrl.rl_modules.ensemble import owner_of
 
-__all__ = ["CriticBase", "build_critic_model"]
+__all__ = ["CriticBase", "build_critic_model", "check_loss_networks", "first_structure_difference"]
 
 # Order in which encoded inputs reach the backbone (upstream: Q -> (action, state), V -> (state,
 # condition)); absent roles are skipped.
@@ -47,6 +48,72 @@ def build_critic_model(config: Mapping, *, q: bool, owner: str) -> nn.ModuleDict
         )
     model["backbone"] = build_block(config["backbone"], kind="module", where="backbone")
     return model
+
+
+def first_structure_difference(ours: nn.Module, theirs: nn.Module) -> str | None:
+    """Where two module trees compute differently, or ``None`` if their structure matches.
+
+    Compares every submodule's path, type, ``extra_repr()`` (layer sizes, activation,
+    dropout rate, LayerNorm settings, ...) and its own parameter / buffer names.
+
+    >>> from torch import nn
+    >>> a = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+    >>> first_structure_difference(a, nn.Sequential(nn.Linear(3, 4), nn.ReLU())) is None
+    True
+    >>> first_structure_difference(a, nn.Sequential(nn.Linear(3, 4), nn.Tanh()))
+    "'1': ReLU() here, Tanh() there"
+    """
+
+    def describe(module: nn.Module) -> tuple:
+        tensors = [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]
+        return (type(module), module.extra_repr(), sorted(name for name, _ in tensors))
+
+    mine = dict(ours.named_modules())
+    other = dict(theirs.named_modules())
+    for path in sorted(mine.keys() | other.keys()):
+        here, there = mine.get(path), other.get(path)
+        if here is None or there is None or describe(here) != describe(there):
+
+            def show(m: nn.Module | None) -> str:
+                return "nothing" if m is None else f"{type(m).__name__}({m.extra_repr()})"
+
+            return f"{path or '<root>'!r}: {show(here)} here, {show(there)} there"
+    return None
+
+
+def check_loss_networks(owner: str, arguments: Mapping[str, Any]) -> None:
+    """Refuses, before a loss is built, our critics in the wrong role (TypeError) or with an
+    output size other than one (ValueError).
+
+    ``arguments`` are the loss constructor's bound arguments: ``qvalue_network`` (one module
+    or a list of heads) must be Q networks, ``value_network`` a state-value network.
+    Modules that are not our critics are TorchRL's business and pass unchecked.
+    """
+    for argument, want_q in (("qvalue_network", True), ("value_network", False)):
+        given = arguments.get(argument)
+        modules = list(given) if isinstance(given, (list, tuple, nn.ModuleList)) else [given]
+        for i, module in enumerate(modules):
+            if not isinstance(module, CriticBase):
+                continue
+            where = argument if len(modules) == 1 and given is module else f"{argument}[{i}]"
+            kind = "a Q network Q(s, a)" if module.is_q else "a state-value network V(s)"
+            if module.is_q != want_q:
+                expected = (
+                    "a Q network, got {} ({}); give a QNetwork, or an EnsembleQNetwork / "
+                    "DoubleQNetwork (or its .heads)"
+                    if want_q
+                    else "a state-value network, got {} ({}); give e.g. a VNetwork"
+                )
+                raise TypeError(
+                    f"{owner}: {where} must be " + expected.format(type(module).__name__, kind)
+                )
+            size = module._head_output_size()
+            if size is not None and size != 1:
+                raise ValueError(
+                    f"{owner}: {where} ({type(module).__name__}) outputs {size} values per input "
+                    f"(backbone output_size={size}), expected 1: the loss reads one value per "
+                    f"{'state-action pair' if want_q else 'state'}; set output_size to 1"
+                )
 
 
 class CriticBase(TensorDictModuleBase):
@@ -167,6 +234,18 @@ class CriticBase(TensorDictModuleBase):
 
     def _evaluate(self, inputs: dict[str, Any]) -> torch.Tensor:
         raise NotImplementedError
+
+    def _backbone(self) -> nn.Module:
+        """One head's backbone (its structure; an ensemble's holds the stacked parameters)."""
+        raise NotImplementedError
+
+    def _head_output_size(self) -> int | None:
+        """Size of one head's output, or ``None`` when the backbone does not tell."""
+        backbone = self._backbone()
+        if isinstance(backbone, ConcatenateMLP):
+            backbone = backbone.model
+        size = getattr(backbone, "output_size", None)
+        return size if isinstance(size, int) else None
 
     def _is_batch_td(self, td: TensorDictBase) -> bool:
         # q(td) is always the TorchRL style (upstream Q takes two inputs). v(td) is the TorchRL

@@ -2,7 +2,7 @@
 
 Upstream keeps each head of a double network as its own module (``model.q1.model...``,
 ``model.q2.model...``; ``model.v1...`` for V); our ensembles keep them stacked
-(``stacked...`` with a leading head dim). Loading accepts either layout;
+(``stacked...`` with a leading head dim). Loading accepts either layout (not both at once);
 :func:`to_upstream_state_dict` writes upstream's.
 """
 
@@ -23,12 +23,25 @@ def _is_ensemble(module: nn.Module) -> bool:
     )
 
 
+def _some(keys: list[str], shown: int = 3) -> str:
+    more = f", ... {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(map(repr, keys[:shown])) + more
+
+
 def load_upstream_layout(module: nn.Module, state_dict: dict, prefix: str, *_: Any) -> None:
     """``load_state_dict`` pre-hook: rewrites upstream ``model.q1.model.X`` ... into ``stacked.X``."""
     head_prefix = f"{prefix}model.{module._upstream_tag}"
     if not any(k.startswith(f"{head_prefix}1.") for k in state_dict):
         return
     name = type(module).__name__
+    stacked = sorted(k for k in state_dict if k.startswith(f"{prefix}stacked."))
+    if stacked:
+        upstream = sorted(k for k in state_dict if k.startswith(f"{head_prefix}"))
+        raise ValueError(
+            f"{name}: the state dict holds both layouts, stacked ({_some(stacked)}) and "
+            f"upstream's per-head ({_some(upstream)}); loading it would drop one of them: "
+            f"keep one layout"
+        )
     for pname, mine in module.stacked.state_dict().items():
         keys = [f"{head_prefix}{i + 1}.model.{pname}" for i in range(module.num_heads)]
         missing = [k for k in keys if k not in state_dict]
@@ -62,6 +75,12 @@ def to_upstream_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
         >>> DoubleQNetwork(cfg).load_state_dict(sd)  # and back
         <All keys matched successfully>
     """
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"to_upstream_state_dict: module must be an nn.Module (a network such as "
+            f"DoubleQNetwork, or a module holding them), got {type(module).__name__}; pass "
+            f"the network itself, not its state_dict()"
+        )
     state = module.state_dict()
     for path, sub in module.named_modules():
         if not _is_ensemble(sub):

@@ -13,6 +13,7 @@ two-head, ``min`` case) keep their heads' parameters stacked and evaluate all he
 from __future__ import annotations
 
 import copy
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -23,7 +24,11 @@ from tensordict.utils import NestedKey
 from torch import nn
 
 from grl_torchrl.nn._checks import check_int
-from grl_torchrl.rl_modules.critic_base import CriticBase, build_critic_model
+from grl_torchrl.rl_modules.critic_base import (
+    CriticBase,
+    build_critic_model,
+    first_structure_difference,
+)
 from grl_torchrl.rl_modules.ensemble import (
     call_stacked,
     fused_mlp_path,
@@ -71,6 +76,9 @@ class _SingleCritic(CriticBase):
         ]
         self._check_batch(order, embeddings)
         return self.model["backbone"](*embeddings)
+
+    def _backbone(self) -> nn.Module:
+        return self.model["backbone"]
 
 
 class QNetwork(_SingleCritic):
@@ -181,6 +189,11 @@ class _EnsembleCritic(CriticBase):
         ensemble holds the loss's target tensors instead (as buffers: no gradient; they follow
         the loss's target updater and casts), e.g. as upstream's ``q_target``.
 
+        The loss's critic must be built like these heads (same modules, activations, layer
+        sizes), otherwise ``ValueError``. A ``copy.deepcopy`` of a module holding both the
+        loss and this ensemble stays bound: the copied ensemble computes with the copied
+        loss's parameters. A copy of the ensemble alone is an independent snapshot.
+
         Args:
             loss: a TorchRL ``LossModule`` built from :attr:`heads`.
             network: the loss's name for the critic: ``"qvalue_network"`` (the default for
@@ -196,9 +209,23 @@ class _EnsembleCritic(CriticBase):
                 f"{name}.bind_to_loss: {type(loss).__name__} has no {attr!r}; pass the loss "
                 f"built from this ensemble's heads and its name for them (network={network!r})"
             )
+        # Same parameter shapes are not enough: a tanh critic bound to a loss built from relu
+        # heads would compute values the loss never trains. The loss keeps its (stateless)
+        # copy of the first head under `network`.
+        skeleton = getattr(getattr(loss, network, None), "model", None)
+        difference = (
+            "it has no 'model' ModuleDict (not one of our critics)"
+            if not isinstance(skeleton, nn.Module)
+            else first_structure_difference(self.stacked, skeleton)
+        )
+        if difference is not None:
+            raise ValueError(
+                f"{name}.bind_to_loss: loss.{network} is not built like this ensemble's heads "
+                f"({difference}): build the loss from this ensemble's heads "
+                f"({network}=ens.heads)"
+            )
         own = dict(self.stacked.named_parameters())
         own.update(self.stacked.named_buffers())
-        sources = {}
         for pname, mine in own.items():
             key = ("model", *pname.split("."))
             source = params.get(key, None)
@@ -209,8 +236,15 @@ class _EnsembleCritic(CriticBase):
                     f"{found}, expected {list(mine.shape)}: build the loss from this "
                     f"ensemble's heads (qvalue_network=ens.heads, {self.num_heads} of them)"
                 )
-            sources[pname] = source
-        for pname, source in sources.items():
+        self._use_loss_params(params, loss, network, target)
+        return self
+
+    def _use_loss_params(
+        self, params: TensorDictBase, loss: nn.Module, network: str, target: bool
+    ) -> None:
+        """Replaces the stacked tensors by ``params``' (checked to fit by the caller)."""
+        for pname, _ in [*self.stacked.named_parameters(), *self.stacked.named_buffers()]:
+            source = params.get(("model", *pname.split(".")))
             owner, leaf = owner_of(self.stacked, pname)
             if isinstance(source, nn.Parameter) and not target:
                 setattr(owner, leaf, source)
@@ -219,7 +253,35 @@ class _EnsembleCritic(CriticBase):
                 # target updater, and re-pointed in place by ``loss.to()``), held as buffers
                 owner._parameters.pop(leaf, None)
                 owner._buffers[leaf] = source
-        return self
+        # Not a registered attribute (the loss is no submodule of the critic): __deepcopy__
+        # reads it to bind the copy to the loss's copy.
+        object.__setattr__(self, "_loss_binding", (weakref.ref(loss), network, target))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_loss_binding", None)  # a weak reference: neither copied nor pickled
+        return state
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _EnsembleCritic:
+        # The loss's parameter TensorDicts deep-copy without the memo (TensorDictParams
+        # clones), so a plain deepcopy of a module holding a loss and its bound critic would
+        # give the copied critic parameters of its own. Instead the copy takes the tensors of
+        # the copy of the loss's parameter TensorDict: the one made in the same deepcopy
+        # (whichever of loss and critic comes first), or (critic copied alone) one made here
+        # and dropped afterwards, which leaves the copy an independent snapshot.
+        binding = self.__dict__.get("_loss_binding")
+        loss = None if binding is None else binding[0]()
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        new.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        if loss is not None:
+            _, network, target = binding
+            params = getattr(loss, f"target_{network}_params" if target else f"{network}_params")
+            # the loss's copy (possibly still being built, when the loss holds this critic)
+            # and the copy of its parameter TensorDict, which the loss's copy holds
+            loss_copy = copy.deepcopy(loss, memo)
+            new._use_loss_params(copy.deepcopy(params, memo), loss_copy, network, target)
+        return new
 
     # ------------------------------------------------------------------ upstream layout
     @property
@@ -288,6 +350,9 @@ class _EnsembleCritic(CriticBase):
         x = xs[0] if len(xs) == 1 else torch.cat(xs, dim=-1)
         out = run_fused_mlp(stacked["backbone"].get_submodule(self._fused_path), x, index)
         return out.reshape(n_heads, *batch, out.shape[-1])
+
+    def _backbone(self) -> nn.Module:
+        return self.stacked["backbone"]
 
     def _evaluate(self, inputs: dict[str, Any]) -> torch.Tensor:
         values = self._evaluate_heads(inputs)
@@ -490,6 +555,9 @@ class OneShotValueFunction(CriticBase):
 
     def _evaluate(self, inputs: dict[str, Any]) -> torch.Tensor:
         return self.v._evaluate(inputs)
+
+    def _backbone(self) -> nn.Module:
+        return self.v._backbone()
 
     def compute_double_v(self, state: Any, condition: Any = None) -> tuple[torch.Tensor, ...]:
         """``(v1, v2)`` of ``v``."""

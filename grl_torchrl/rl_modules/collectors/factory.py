@@ -5,17 +5,24 @@ from __future__ import annotations
 import importlib
 import shutil
 import tempfile
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import gymnasium
 import numpy as np
+from tensordict import TensorDict
+from tensordict.nn import TensorDictModuleBase
+from torch import nn
 from torchrl.collectors import Collector
+from torchrl.weight_update import NoWeightSyncScheme
 
 from grl_torchrl.rl_modules.collectors import ray_support
 from grl_torchrl.rl_modules.collectors.managed import _ray_error, manage
 from grl_torchrl.rl_modules.collectors.worker import _WorkerCollector, make_worker_env
+from grl_torchrl.rl_modules.simulator.policies import check_policy_in_keys
+from grl_torchrl.rl_modules.simulator.runner import _env_keys
 
 __all__ = ["make_collector"]
 
@@ -62,7 +69,9 @@ def make_collector(
     Added to TorchRL's collector: ``close()`` (= ``shutdown()``), use as a context manager,
     shutdown of every live collector at interpreter exit, and an env or policy error in a
     worker re-raised in the caller as :class:`CollectorWorkerError` carrying the original
-    type name and message.
+    type name and message. Every argument is checked before any process starts: one env is
+    built (and closed) here as the workers build theirs, so a gymnasium keyword the env
+    does not take, or a TensorDict policy reading entries the env lacks, raises at once.
 
     Seeding: with ``seed=s``, env ``i`` of worker ``w`` starts as after gymnasium's
     ``reset(seed=s + w * envs_per_worker + i)`` (so 2 workers x 4 envs step exactly like
@@ -81,7 +90,8 @@ def make_collector(
     Args:
         env_id (str): a registered gymnasium id, e.g. ``"Pendulum-v1"``.
         policy: a TensorDict module (or ``nn.Module``) reading ``"observation"`` and writing
-            ``"action"``; ``None`` samples the action spec uniformly.
+            ``"action"``; ``None`` samples the action spec uniformly. Policies that need
+            env transforms (recurrent ones) are not supported.
 
     Keyword Args:
         num_workers (int): worker processes (Ray actors).
@@ -144,6 +154,13 @@ def make_collector(
     if backend == "process" and ray_temp_dir is not None:
         raise ValueError("ray_temp_dir is only used with backend='ray'.")
     ray_support.check_temp_dir(ray_temp_dir)
+    if policy is not None and not callable(policy):
+        raise TypeError(
+            "policy must be a TensorDict module (or nn.Module) reading 'observation' and "
+            "writing 'action', or None for uniform random actions, got "
+            f"{type(policy).__name__} {policy!r}."
+        )
+    _check_env_and_policy(env_id, policy, max_episode_steps, make_kwargs)
 
     error_dir = None
     if backend == "process":
@@ -183,6 +200,37 @@ def make_collector(
     return _make_ray_collector(env_fns, policy, total_frames, ray_temp_dir, options, common)
 
 
+def _check_env_and_policy(env_id, policy, max_episode_steps, make_kwargs) -> None:
+    """Builds one env here, as each worker builds its own, and checks ``policy`` against it.
+
+    A gymnasium keyword the env does not take, a space the simulator does not support or
+    a policy reading entries the env lacks otherwise fails in every worker, after the
+    processes (or Ray) started.
+    """
+    try:
+        env = make_worker_env(
+            env_id, 1, seed=None, max_episode_steps=max_episode_steps, make_kwargs=make_kwargs
+        )
+    except TypeError as err:
+        if not make_kwargs:
+            raise
+        raise TypeError(
+            f"{env_id!r} does not take the keyword arguments {sorted(make_kwargs)} that "
+            f"make_collector forwards to gymnasium.make: {err}"
+        ) from err
+    try:
+        if isinstance(policy, TensorDictModuleBase):
+            check_policy_in_keys(policy, _env_keys(env), env.observation_keys)
+            missing = [key for key in env.action_keys if key not in policy.out_keys]
+            if missing:
+                raise ValueError(
+                    f"policy does not write the env's action entry {missing}; its out_keys "
+                    f"are {list(policy.out_keys)}."
+                )
+    finally:
+        env.close()
+
+
 def _make_ray_collector(env_fns, policy, total_frames, ray_temp_dir, options, common):
     ray = ray_support.import_ray()
     remote_configs = options.pop("remote_configs", ray_support.DEFAULT_WORKER_RESOURCES)
@@ -203,17 +251,29 @@ def _make_ray_collector(env_fns, policy, total_frames, ray_temp_dir, options, co
         session = ray_support.RaySession(ray_temp_dir, init_config)
     try:
         if session is not None:
-            ray.init(**session.init_config)
+            session.start()
         ray_support.check_resources(ray, requests)
+        has_weights = isinstance(policy, nn.Module)
+        if not has_weights:
+            # nothing to send: TorchRL's default Ray scheme would look for weights in the
+            # workers' random policy and log a warning in each of them
+            options.setdefault("weight_sync_schemes", {"policy": NoWeightSyncScheme()})
         try:
-            collector = Collector(
-                env_fns,
-                policy,
-                total_frames=_ENDLESS_RAY_FRAMES if total_frames is None else total_frames,
-                remote_configs=remote_configs,
-                backend_options=options,
-                **common,
-            )
+            with warnings.catch_warnings():
+                # TorchRL warns that a policy without parameters has no weights to update
+                warnings.filterwarnings("ignore", "The policy is not an nn.Module", UserWarning)
+                collector = Collector(
+                    env_fns,
+                    policy,
+                    total_frames=_ENDLESS_RAY_FRAMES if total_frames is None else total_frames,
+                    remote_configs=remote_configs,
+                    backend_options=options,
+                    **common,
+                )
+            # RayCollector connects its weight sync on the first update_policy_weights_
+            # and warns when iteration starts before that; connecting here also sends
+            # the caller's policy weights as they are now.
+            collector.update_policy_weights_(policy if has_weights else TensorDict())
         except Exception as err:
             worker_error = _ray_error(err)
             if worker_error is None:

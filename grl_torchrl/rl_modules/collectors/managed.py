@@ -48,6 +48,12 @@ class CollectorWorkerError(RuntimeError):
             text += f"\n\nWorker traceback:\n{remote_traceback}"
         super().__init__(text)
 
+    def __reduce__(self):
+        # pickle and deepcopy rebuild an exception from ``args`` (here the one message
+        # string) by default, which this constructor does not take.
+        args = (self.worker, self.type_name, self.message, self.remote_traceback)
+        return type(self), args, self.__dict__
+
 
 def _ray_error(err: BaseException) -> CollectorWorkerError | None:
     try:
@@ -92,10 +98,20 @@ def _managed_subclass(base: type) -> type:
                     )
             return _ray_error(err)
 
+        def _check_open(self, err: BaseException | None = None) -> None:
+            if self._grl["closed"]:
+                # else TorchRL reports the stopped workers as failed ("exit code 0")
+                raise RuntimeError(
+                    f"This collector ({type(self).__name__}) is closed: it yields no more "
+                    "batches; make a new one with make_collector."
+                ) from err
+
         def iterator(self):
+            self._check_open()
             try:
                 yield from super().iterator()
             except Exception as err:
+                self._check_open(err)
                 worker_error = self._worker_error(err)
                 if worker_error is None:
                     raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -24,6 +25,9 @@ _RESOURCE_NAMES = {"num_cpus": "CPU", "num_gpus": "GPU", "memory": "memory"}
 # One token per driver process: Ray's C++ token loader caches the first token it reads, so
 # a later session in the same process must find the same one.
 _TOKEN = secrets.token_hex(32)
+
+# Where Ray logs its token-authentication notice (see ``RaySession.start``).
+_TOKEN_LOGGER = "ray._private.authentication.authentication_token_setup"
 
 
 def import_ray():
@@ -56,7 +60,10 @@ class RaySession:
         # close() puts it back, so that a later session starts the same way.
         self._saved_env: dict[str, str | None] = {"RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE")}
         user_token = "RAY_AUTH_TOKEN" in os.environ or "RAY_AUTH_TOKEN_PATH" in os.environ
-        if not user_token and os.environ.get("RAY_AUTH_MODE", "token").lower() != "disabled":
+        self.own_token = (
+            not user_token and os.environ.get("RAY_AUTH_MODE", "token").lower() != "disabled"
+        )
+        if self.own_token:
             token = self.temp_dir / "auth_token"
             token.touch(0o600)
             token.write_text(_TOKEN)
@@ -75,6 +82,25 @@ class RaySession:
             **init_config,
         )
 
+    def start(self) -> None:
+        """``ray.init(**self.init_config)``, quiet about the token this session set up.
+
+        Ray logs "Token authentication is enabled for this Ray cluster" at every start
+        that finds a token while ``RAY_AUTH_MODE`` is unset; setting the mode here instead
+        does not reach Ray's configuration, which is read once per process.
+        """
+        import ray
+
+        logger = logging.getLogger(_TOKEN_LOGGER)
+        quiet = _drop_token_notice if self.own_token else None
+        if quiet is not None:
+            logger.addFilter(quiet)
+        try:
+            ray.init(**self.init_config)
+        finally:
+            if quiet is not None:
+                logger.removeFilter(quiet)
+
     def close(self) -> None:
         import ray
 
@@ -88,6 +114,10 @@ class RaySession:
         self._saved_env = {}
         if self.owns_dir:
             shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def _drop_token_notice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Token authentication is enabled")
 
 
 def check_temp_dir(temp_dir: Any) -> None:

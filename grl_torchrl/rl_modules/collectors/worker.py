@@ -97,7 +97,7 @@ def _record_error(err: BaseException) -> None:
 
 
 class _WorkerCollector(Collector):
-    """TorchRL's single-process ``Collector`` as the workers run it, with two fixes.
+    """TorchRL's single-process ``Collector`` as the workers run it, with these fixes.
 
     - An exception raised while collecting (the env's or the policy's) is written to the
       worker's error file before it ends the worker: TorchRL's process backend only
@@ -106,7 +106,20 @@ class _WorkerCollector(Collector):
       (``total_frames`` becomes ``inf``), so ``bool()`` raised ``TypeError``, and Ray
       tests the actor object's truth while storing a task's error: the worker then died
       with ``ActorDiedError`` instead of returning the error.
+    - No output from a healthy worker: ``auto_register_policy_transforms=False`` by
+      default (TorchRL 0.14's ``None`` changes nothing either, but warns for every
+      ``nn.Module`` policy that the env lacks an ``InitTracker``), and a one-line
+      ``repr`` (Ray prints an actor's ``repr`` as its log prefix, and TorchRL's spans
+      about 15 lines).
     """
+
+    def __init__(self, *args: Any, auto_register_policy_transforms: bool = False, **kwargs):
+        super().__init__(
+            *args, auto_register_policy_transforms=auto_register_policy_transforms, **kwargs
+        )
+
+    def __repr__(self) -> str:
+        return type(self).__name__
 
     def __bool__(self) -> bool:
         return True

@@ -70,7 +70,8 @@ class GymEnvSimulator:
     ``"action"`` (only ``"action"`` is kept); a callable from a batched observation
     tensor ``[num_envs, *obs_shape]`` (a TensorDict of all entries for a gymnasium
     ``Dict`` observation space) to actions ``[num_envs, *act_shape]`` (with
-    ``num_envs=1`` also ``[*act_shape]``), returned as a tensor or numpy array; an
+    ``num_envs=1`` also ``[*act_shape]``), returned as a tensor or as anything
+    ``np.asarray`` makes numeric (a numpy array, a number, a list of numbers); an
     upstream single-observation numpy policy wrapped in :class:`NumpyPolicyWrapper`.
 
     Action rule: every policy action is checked before the env steps. Discrete spaces

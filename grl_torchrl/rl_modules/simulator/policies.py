@@ -8,7 +8,6 @@ clipping to the bounds for continuous ones).
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -55,8 +54,8 @@ class NumpyPolicyWrapper:
         actions = []
         for row in rows:
             out = self.fn(row)
-            action = None if out is None else np.asarray(out)
-            if action is None or action.dtype.kind not in "biuf":
+            action = _numeric_array(out)
+            if action is None:
                 raise TypeError(
                     f"NumpyPolicyWrapper: fn returned {_short(out)}; it must return one "
                     "numeric action (a numpy array, a number or a list of numbers)."
@@ -66,6 +65,17 @@ class NumpyPolicyWrapper:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.fn!r})"
+
+
+def _numeric_array(value: Any) -> np.ndarray | None:
+    """``np.asarray(value)`` when that is a boolean, integer or float array, else ``None``."""
+    if value is None or isinstance(value, (str, bytes)):
+        return None
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError):  # ragged nested lists, objects numpy cannot convert
+        return None
+    return array if array.dtype.kind in "biuf" else None
 
 
 def _short(value: Any) -> str:
@@ -239,6 +249,21 @@ def check_policy(policy: Any, random_policy: bool) -> None:
     )
 
 
+def check_policy_in_keys(policy: TensorDictModuleBase, env_keys: set, obs_keys: Sequence) -> None:
+    """``ValueError`` when a TensorDict ``policy`` reads entries that the env does not provide.
+
+    ``env_keys``: every entry of the env's step data; ``obs_keys``: its observation keys
+    (named in the message).
+    """
+    missing = [key for key in policy.in_keys if key not in env_keys]
+    if missing:
+        raise ValueError(
+            f"policy reads {missing}, which the env does not provide; its "
+            f"in_keys are {list(policy.in_keys)}, the env's observation keys "
+            f"{list(obs_keys)}."
+        )
+
+
 class _PolicySlot(TensorDictModuleBase):
     """The single policy a long-lived collector holds; the simulator swaps what it runs.
 
@@ -284,13 +309,8 @@ class _PolicySlot(TensorDictModuleBase):
         if random_policy:
             return self._random, False
         if isinstance(policy, TensorDictModuleBase):
-            missing = [key for key in policy.in_keys if key not in self._env_keys]
-            if self._env_keys and missing:
-                raise ValueError(
-                    f"policy reads {missing}, which the env does not provide; its "
-                    f"in_keys are {list(policy.in_keys)}, the env's observation keys "
-                    f"{self._obs_keys}."
-                )
+            if self._env_keys:
+                check_policy_in_keys(policy, self._env_keys, self._obs_keys)
             return self._tensordict_policy(policy), True
         check_policy(policy, random_policy)
         return self._callable_policy(policy), True
@@ -330,15 +350,17 @@ class _PolicySlot(TensorDictModuleBase):
             action = policy(obs)
             if isinstance(action, torch.Tensor):
                 return action
-            if isinstance(action, (np.ndarray, np.generic)) and action.dtype.kind in "biuf":
-                return torch.as_tensor(action)
-            if isinstance(action, numbers.Number) and not isinstance(action, complex):
-                return torch.as_tensor(action)
-            raise TypeError(
-                f"The policy returned {_short(action)}; a callable policy must return its "
-                f"action as a torch.Tensor or numpy array: {self._rule.expected()} for the "
-                f"action space {self._rule.space}."
-            )
+            # Upstream's simulator handed whatever the policy returned to ``env.step``, which
+            # takes anything ``np.asarray`` makes numeric: numpy arrays, numbers, lists.
+            array = _numeric_array(action)
+            if array is None:
+                raise TypeError(
+                    f"The policy returned {_short(action)}; a callable policy must return "
+                    "its action as a torch.Tensor, a numpy array, a number or a (nested) list "
+                    f"of numbers: {self._rule.expected()} for the action space "
+                    f"{self._rule.space}."
+                )
+            return torch.as_tensor(array)
 
         return run
 

@@ -1,0 +1,327 @@
+"""The whole update step (loss, gradients, Adam, target update) as one compiled graph.
+
+On CPU the eager TorchRL update spends more time in Python plumbing (TensorDict copies,
+parameter swaps, distribution objects, the value estimator, ``SoftUpdate``, the optimiser's
+bookkeeping) than in its matmuls. :func:`make_update` traces all of it into one graph with
+``torch.compile(fullgraph=True)``: the loss's own forward (TorchRL's maths, unchanged), the
+gradients by ``torch.autograd.grad``, PyTorch's own functional foreach Adam over the
+optimiser's state tensors, and the target update as one ``torch._foreach_lerp_``.
+``compile=False`` runs the stock eager update instead (``loss.backward()``,
+``optimizer.step()``, ``target_updater.step()``), bit for bit.
+"""
+
+from __future__ import annotations
+
+import types
+from typing import Any
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torch.optim.adam import adam as functional_adam
+from torchrl.objectives import SoftUpdate
+
+from grl_torchrl.objectives.cql import CQLLoss
+from grl_torchrl.objectives.iql import IQLLoss
+from grl_torchrl.objectives.redq import REDQLoss
+from grl_torchrl.objectives.sac import SACLoss
+from grl_torchrl.objectives.td3 import TD3Loss
+
+__all__ = ["SUPPORTED_LOSSES", "SUPPORTED_OPTIMIZERS", "UpdateStep", "make_update"]
+
+SUPPORTED_LOSSES = (SACLoss, TD3Loss, REDQLoss, IQLLoss, CQLLoss)
+SUPPORTED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
+# the hyperparameters baked into the compiled graph (``lr`` is an input: schedulers work)
+_FROZEN_HYPERPARAMETERS = ("betas", "eps", "weight_decay", "amsgrad", "maximize")
+
+
+def make_update(
+    loss: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    target_updater: SoftUpdate | None = None,
+    *,
+    compile: bool = True,  # noqa: A002 - the switch's natural name, as in the examples
+) -> UpdateStep:
+    """One gradient step of ``loss`` as a callable ``step(batch) -> losses``.
+
+    ``loss`` is one of ``SUPPORTED_LOSSES`` (ours: :class:`SACLoss`, :class:`TD3Loss`,
+    :class:`REDQLoss`, :class:`IQLLoss`, :class:`CQLLoss`), ``optimizer`` a
+    ``torch.optim.Adam`` or ``AdamW`` over parameters of ``loss`` (any number of parameter
+    groups, ``amsgrad``, ``maximize`` and weight decay included), ``target_updater`` a
+    ``SoftUpdate`` of ``loss`` or ``None``. The step sums the ``loss_*`` entries of
+    ``loss(batch)``, takes one gradient step and one target update, and returns the losses,
+    detached. The priority entry the loss writes (``td_error``) is written into ``batch``.
+
+    ``compile=True``: everything as one ``torch.compile(fullgraph=True)`` graph, compiled at
+    the first call (tens of seconds, see docs/api/objectives.rst). The optimiser's state
+    tensors stay in ``optimizer.state`` (Adam's layout, so ``state_dict()`` and a later eager
+    ``optimizer.step()`` work); ``lr`` is read at every call; changing another
+    hyperparameter afterwards raises ``ValueError``. Parameters' ``.grad`` are not written.
+    Random draws come from the compiled graph's generator (seeded by ``torch.manual_seed``):
+    the values match the eager step's within float32 tolerance with
+    ``torch._inductor.config.fallback_random = True``.
+
+    ``compile=False``: ``loss(batch)``, ``optimizer.zero_grad(set_to_none=True)``, one
+    ``backward()`` of the sum, ``optimizer.step()``, ``target_updater.step()``.
+
+    Examples:
+        >>> import torch
+        >>> from tensordict import TensorDict
+        >>> from tensordict.nn import TensorDictModule
+        >>> from torchrl.data import Bounded
+        >>> from torchrl.modules import MLP
+        >>> from torchrl.objectives import SoftUpdate
+        >>> from grl_torchrl import DoubleQNetwork
+        >>> from grl_torchrl.objectives import TD3Loss, make_update
+        >>> actor = TensorDictModule(MLP(in_features=3, out_features=1, num_cells=[8]),
+        ...                          ["observation"], ["action"])
+        >>> critic = DoubleQNetwork({"backbone": {"type": "ConcatenateMLP", "args": {
+        ...     "hidden_sizes": [1 + 3, 8], "output_size": 1, "activation": "relu"}}})
+        >>> loss = TD3Loss(actor, qvalue_network=critic, action_spec=Bounded(-1.0, 1.0, (1,)))
+        >>> optimizer = torch.optim.Adam(loss.parameters(), lr=1e-3)
+        >>> step = make_update(loss, optimizer, SoftUpdate(loss, tau=0.005), compile=False)
+        >>> batch = TensorDict({"observation": torch.randn(8, 3), "action": torch.rand(8, 1),
+        ...     "next": {"observation": torch.randn(8, 3), "reward": torch.randn(8, 1),
+        ...              "done": torch.zeros(8, 1, dtype=torch.bool),
+        ...              "terminated": torch.zeros(8, 1, dtype=torch.bool)}}, [8])
+        >>> losses = step(batch)  # one gradient step and one target update
+        >>> sorted(key for key in losses.keys() if key.startswith("loss_"))
+        ['loss_actor', 'loss_qvalue']
+        >>> batch["td_error"].shape  # the priority, as the eager loss writes it
+        torch.Size([8])
+        >>> make_update(loss, torch.optim.SGD(loss.parameters(), lr=0.1))
+        Traceback (most recent call last):
+        ...
+        TypeError: make_update: optimizer must be torch.optim.Adam or AdamW, got SGD
+    """
+    return UpdateStep(loss, optimizer, target_updater, compile=compile)
+
+
+class UpdateStep:
+    """What :func:`make_update` returns: ``step(batch) -> losses`` (see there)."""
+
+    def __init__(
+        self,
+        loss: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        target_updater: SoftUpdate | None,
+        *,
+        compile: bool,  # noqa: A002
+    ) -> None:
+        _check_arguments(loss, optimizer, target_updater, compile)
+        self.loss, self.optimizer, self.target_updater = loss, optimizer, target_updater
+        self.compiled = compile
+        self._priority_key = getattr(getattr(loss, "tensor_keys", None), "priority", None)
+        if not compile:
+            return
+        _resolve_lazy_state(loss)
+        self._groups = [list(group["params"]) for group in optimizer.param_groups]
+        self._hyper = [_frozen(group) for group in optimizer.param_groups]
+        # AdamW, or Adam(decoupled_weight_decay=True) (torch >= 2.6 has the flag)
+        self._decoupled = [
+            isinstance(optimizer, torch.optim.AdamW) or bool(g.get("decoupled_weight_decay"))
+            for g in optimizer.param_groups
+        ]
+        self._lrs = [torch.zeros(()) for _ in optimizer.param_groups]
+        self._targets: list[torch.Tensor] = []
+        self._sources: list[torch.Tensor] = []
+        self._tau = 0.0
+        if target_updater is not None:
+            # SoftUpdate's own pairing (private: ``_sources`` / ``_targets``, TorchRL 0.14):
+            # only the entries whose target is distinct from its source, as its step() does
+            for key, source in target_updater._sources.items(True, True):
+                key = key if isinstance(key, tuple) else (key,)
+                self._sources.append(source)
+                self._targets.append(target_updater._targets.get(("target_" + key[0], *key[1:])))
+            self._tau = 1 - target_updater.eps
+        self._keys: tuple | None = None
+        # dynamo keeps its compiled entries on the function's code object, guarded by `self`:
+        # every UpdateStep sharing _graph's code would count as a recompilation of one frame
+        # (8 steps in a process reach the recompile limit, and the 9th runs eagerly). A copy
+        # of the code object gives this step its own cache entry.
+        graph = type(self)._graph
+        own_graph = types.FunctionType(
+            graph.__code__.replace(), graph.__globals__, graph.__name__, graph.__defaults__
+        )
+        self._compiled = torch.compile(types.MethodType(own_graph, self), fullgraph=True)
+
+    def __call__(self, batch: TensorDictBase) -> TensorDictBase:
+        if not isinstance(batch, TensorDictBase):
+            raise TypeError(f"step: batch must be a TensorDict, got {type(batch).__name__}")
+        if not self.compiled:
+            return self._eager(batch)
+        state = self._optimizer_state()
+        keys = tuple(batch.keys(True, True))
+        if keys != self._keys:
+            self._keys = keys  # a new batch layout: dynamo's guard on it recompiles
+        values = [batch.get(key) for key in keys]
+        # trace_autograd_ops lets dynamo trace torch.autograd.grad into the graph; set only
+        # around our call so that it changes nothing else the caller compiles
+        with torch._dynamo.config.patch(trace_autograd_ops=True):
+            losses, priority = self._compiled(values, batch.batch_size, state)
+        if priority is not None:
+            batch.set(self._priority_key, priority)
+        return TensorDict._new_unsafe(losses, torch.Size([]))
+
+    def _eager(self, batch: TensorDictBase) -> TensorDictBase:
+        losses = self.loss(batch)
+        total = sum(value for key, value in losses.items() if key.startswith("loss_"))
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        if self.target_updater is not None:
+            self.target_updater.step()
+        return losses.detach()
+
+    def _optimizer_state(self) -> list[tuple]:
+        """Per group: (lr tensor, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps)."""
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self._groups) or any(
+            len(g["params"]) != len(p) for g, p in zip(groups, self._groups, strict=True)
+        ):
+            raise ValueError(
+                "step: the optimizer's parameter groups changed after make_update; call "
+                "make_update again"
+            )
+        out = []
+        for group, params, hyper, lr in zip(
+            groups, self._groups, self._hyper, self._lrs, strict=True
+        ):
+            if _frozen(group) != hyper:
+                raise ValueError(
+                    f"step: optimizer hyperparameters changed after make_update "
+                    f"({dict(zip(_FROZEN_HYPERPARAMETERS, hyper, strict=True))} -> "
+                    f"{dict(zip(_FROZEN_HYPERPARAMETERS, _frozen(group), strict=True))}); "
+                    f"only lr may "
+                    f"change: call make_update again"
+                )
+            lr.fill_(group["lr"])
+            states = [_adam_state(self.optimizer, p, group["amsgrad"]) for p in params]
+            out.append(
+                (
+                    lr,
+                    [s["exp_avg"] for s in states],
+                    [s["exp_avg_sq"] for s in states],
+                    [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else [],
+                    [s["step"] for s in states],
+                )
+            )
+        return out
+
+    def _graph(self, values: list[torch.Tensor], batch_size: torch.Size, state: list[tuple]):
+        batch = TensorDict(dict(zip(self._keys, values, strict=True)), batch_size)
+        # the loss writes into its input (actor outputs, td_error): on a copy, or dynamo
+        # refuses to return the caller's TensorDict mutated from inside the graph
+        work = batch.copy()
+        losses = self.loss(work)
+        out = {key: value.detach() for key, value in losses.items()}
+        total = sum(value for key, value in losses.items() if key.startswith("loss_"))
+        params = [p for group in self._groups for p in group]
+        grads = torch.autograd.grad(total, params, allow_unused=True)
+        with torch.no_grad():
+            start = 0
+            # never self.optimizer.param_groups here: dynamo would guard on every entry of
+            # those dicts, lr included, and recompile when a scheduler changes it
+            for params_group, hyper, decoupled, (lr, avgs, sqs, maxs, steps) in zip(
+                self._groups, self._hyper, self._decoupled, state, strict=True
+            ):
+                count = len(params_group)
+                group_grads = list(grads[start : start + count])
+                start += count
+                (beta1, beta2), eps, weight_decay, amsgrad, maximize = hyper
+                # PyTorch's own foreach Adam; capturable=True keeps the step count and the
+                # bias corrections as tensors (no .item(), so no graph break) and takes lr
+                # as a tensor input (no recompilation when a scheduler changes it)
+                functional_adam(
+                    params_group,
+                    group_grads,
+                    avgs,
+                    sqs,
+                    maxs,
+                    steps,
+                    foreach=True,
+                    capturable=True,
+                    differentiable=False,
+                    fused=None,
+                    has_complex=False,
+                    decoupled_weight_decay=decoupled,
+                    amsgrad=amsgrad,
+                    beta1=beta1,
+                    beta2=beta2,
+                    lr=lr,
+                    weight_decay=weight_decay,
+                    eps=eps,
+                    maximize=maximize,
+                )
+            if self._targets:
+                torch._foreach_lerp_(self._targets, self._sources, self._tau)
+        priority = None
+        if self._priority_key is not None and self._priority_key in work.keys(True):
+            priority = work.get(self._priority_key).detach()
+        return out, priority
+
+
+def _frozen(group: dict[str, Any]) -> tuple:
+    return tuple(tuple(group[k]) if k == "betas" else group[k] for k in _FROZEN_HYPERPARAMETERS)
+
+
+def _adam_state(optimizer: torch.optim.Optimizer, param: torch.Tensor, amsgrad: bool) -> dict:
+    """``optimizer.state[param]``, created as ``torch.optim.Adam`` creates it if empty."""
+    state = optimizer.state[param]
+    if not state:
+        # Adam._init_group's layout (step a float32 0-d tensor, moments like the parameter);
+        # the step lives on the parameter's device, as Adam keeps it with fused/capturable
+        state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
+        state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        if amsgrad:
+            state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+    return state
+
+
+def _resolve_lazy_state(loss: torch.nn.Module) -> None:
+    # TorchRL's losses build some state at their first forward (the default value
+    # estimator, SAC's target entropy from the action spec, TD3's in_keys); built inside the
+    # graph, that state would break it or fail a guard at the second call (a recompilation),
+    # so it is built now, as the first eager call would
+    loss.in_keys  # noqa: B018 - the property sets _in_keys
+    if getattr(loss, "_value_estimator", True) is None:
+        loss.value_estimator  # noqa: B018 - the property builds the default estimator
+    if hasattr(type(loss), "target_entropy"):
+        loss.target_entropy  # noqa: B018 - the property computes and caches it
+
+
+def _check_arguments(loss, optimizer, target_updater, compile) -> None:  # noqa: A002
+    if not isinstance(loss, SUPPORTED_LOSSES):
+        names = ", ".join(f"grl_torchrl.objectives.{c.__name__}" for c in SUPPORTED_LOSSES)
+        raise TypeError(f"make_update: loss must be one of {names}, got {type(loss).__name__}")
+    if type(optimizer) not in SUPPORTED_OPTIMIZERS:
+        raise TypeError(
+            f"make_update: optimizer must be torch.optim.Adam or AdamW, got "
+            f"{type(optimizer).__name__}"
+        )
+    if not isinstance(compile, bool):
+        raise TypeError(f"make_update: compile must be a bool, got {compile!r}")
+    owned = {id(p) for p in loss.parameters()}
+    for index, group in enumerate(optimizer.param_groups):
+        for param in group["params"]:
+            if id(param) not in owned:
+                raise ValueError(
+                    f"make_update: optimizer param_groups[{index}] holds a tensor of shape "
+                    f"{tuple(param.shape)} that is not a parameter of the loss; give an "
+                    f"optimizer over (a subset of) loss.parameters()"
+                )
+        if compile and group.get("differentiable"):
+            raise ValueError(
+                f"make_update: optimizer param_groups[{index}] has differentiable=True; the "
+                f"compiled step supports differentiable=False only"
+            )
+        if compile and isinstance(group["lr"], torch.Tensor) and group["lr"].numel() != 1:
+            raise ValueError("make_update: a tensor lr must have one element")
+    if target_updater is not None:
+        if type(target_updater) is not SoftUpdate:
+            raise TypeError(
+                f"make_update: target_updater must be torchrl.objectives.SoftUpdate or None, "
+                f"got {type(target_updater).__name__}"
+            )
+        if target_updater.loss_module is not loss:
+            raise ValueError("make_update: target_updater updates another loss than `loss`")

@@ -1,0 +1,238 @@
+"""``grl_torchrl.objectives.make_update``: the compiled update step against the eager one.
+
+The compiled checks compile tiny networks (hidden 16, batch 16): what takes the time is
+dynamo tracing TorchRL's loss code, about 10-40 s per loss on a 2-core machine, whatever the
+network size. Each loss is compiled once (module-scoped fixture) and serves several tests.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch._dynamo
+import torch._inductor.config
+from tensordict.nn import NormalParamExtractor, TensorDictModule
+from torch import nn
+from torchrl.data import Bounded
+from torchrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
+from torchrl.objectives import HardUpdate, SoftUpdate
+from torchrl.objectives import SACLoss as StockSACLoss
+
+from grl_torchrl import DoubleQNetwork, EnsembleQNetwork, VNetwork
+from grl_torchrl.objectives import CQLLoss, IQLLoss, REDQLoss, SACLoss, TD3Loss, make_update
+from tests.transitions import transition_batch
+
+OBS, ACT, HIDDEN, BATCH, STEPS = 3, 1, 16, 16, 20
+SPEC = Bounded(-1.0, 1.0, (ACT,))
+
+
+def q_config() -> dict:
+    return {
+        "backbone": {
+            "type": "ConcatenateMLP",
+            "args": {"hidden_sizes": [ACT + OBS, HIDDEN], "output_size": 1, "activation": "relu"},
+        }
+    }
+
+
+def stochastic_actor() -> ProbabilisticActor:
+    net = nn.Sequential(MLP(OBS, 2 * ACT, num_cells=[HIDDEN]), NormalParamExtractor())
+    return ProbabilisticActor(
+        TensorDictModule(net, ["observation"], ["loc", "scale"]),
+        in_keys=["loc", "scale"],
+        spec=SPEC,
+        distribution_class=TanhNormal,
+    )
+
+
+def make_loss(algo: str):
+    torch.manual_seed(0)
+    if algo == "td3":
+        actor = TensorDictModule(MLP(OBS, ACT, num_cells=[HIDDEN]), ["observation"], ["action"])
+        loss = TD3Loss(actor, qvalue_network=DoubleQNetwork(q_config()), action_spec=SPEC)
+    elif algo == "redq":
+        critic = EnsembleQNetwork(q_config(), num_heads=4)
+        loss = REDQLoss(stochastic_actor(), qvalue_network=critic, action_spec=SPEC)
+    elif algo == "iql":
+        value = VNetwork(
+            {
+                "backbone": {
+                    "type": "MultiLayerPerceptron",
+                    "args": {"hidden_sizes": [OBS, HIDDEN], "output_size": 1, "activation": "relu"},
+                }
+            }
+        )
+        loss = IQLLoss(stochastic_actor(), DoubleQNetwork(q_config()), value)
+    else:
+        cls = {"sac": SACLoss, "cql": CQLLoss}[algo]
+        loss = cls(stochastic_actor(), qvalue_network=DoubleQNetwork(q_config()), action_spec=SPEC)
+    loss.make_value_estimator(gamma=0.99)
+    return loss
+
+
+def batches(seed: int = 3) -> list:
+    data = transition_batch(BATCH * STEPS, OBS, ACT, seed=seed, done_prob=0.1)
+    return list(data.reshape(STEPS, BATCH).unbind(0))
+
+
+def train(loss, *, compile: bool):  # noqa: A002
+    """``STEPS`` steps of ``make_update`` from seed 7; returns (step, losses per step)."""
+    optimizer = torch.optim.Adam(loss.parameters(), lr=1e-2)
+    step = make_update(loss, optimizer, SoftUpdate(loss, tau=0.1), compile=compile)
+    torch.manual_seed(7)
+    return step, [step(batch) for batch in batches()]
+
+
+def stock_update(loss, optimizer, updater, batch):
+    """The update as TorchRL's tutorials write it."""
+    out = loss(batch)
+    total = sum(out[key] for key in out.keys() if key.startswith("loss_"))
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    optimizer.step()
+    updater.step()
+    return out
+
+
+def state(loss) -> dict:
+    """Every parameter and buffer of the loss (targets included), by name."""
+    return {
+        **dict(loss.named_parameters()),
+        **{k: v for k, v in loss.named_buffers() if v.is_floating_point()},
+    }
+
+
+@pytest.fixture(scope="module", params=["sac", "td3", "redq", "iql", "cql"])
+def trained(request):
+    """(algo, eager loss, eager losses, compiled loss, compiled losses, compiled step)."""
+    # the compiled graph draws its random numbers with eager's kernels and generator
+    previous = torch._inductor.config.fallback_random
+    torch._inductor.config.fallback_random = True
+    try:
+        eager = make_loss(request.param)
+        compiled = copy.deepcopy(eager)
+        _, eager_out = train(eager, compile=False)
+        graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+        step, compiled_out = train(compiled, compile=True)
+        step.graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs
+        yield request.param, eager, eager_out, compiled, compiled_out, step
+    finally:
+        torch._inductor.config.fallback_random = previous
+        torch._dynamo.reset()
+
+
+def test_compiled_matches_eager(trained):
+    algo, eager, eager_out, compiled, compiled_out, _ = trained
+    for a, b in zip(eager_out, compiled_out, strict=True):
+        assert sorted(a.keys()) == sorted(b.keys())
+        for key in a.keys():
+            torch.testing.assert_close(b[key], a[key], rtol=1e-3, atol=1e-4, msg=key)
+    expected, got = state(eager), state(compiled)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        # float32 rounding, amplified by Adam where a gradient is near zero (its step is
+        # +-lr whatever the gradient's size): 20 steps at lr 1e-2
+        torch.testing.assert_close(got[name], expected[name], rtol=1e-3, atol=2e-4, msg=name)
+    # the parameters did move, and the targets with them
+    fresh = state(make_loss(algo))
+    targets = [n for n in got if n.startswith("target_") and n in fresh]
+    assert targets and any(not torch.equal(fresh[n], got[n]) for n in targets)
+    assert all(not torch.equal(fresh[n], got[n]) for n in dict(compiled.named_parameters()))
+
+
+def test_optimizer_state_is_adams(trained):
+    _, eager, _, compiled, _, step = trained
+    for group in step.optimizer.param_groups:
+        for param in group["params"]:
+            state_ = step.optimizer.state[param]
+            assert state_["step"].item() == STEPS
+            assert state_["exp_avg"].shape == param.shape
+
+
+def test_no_recompilation_after_warm_up(trained):
+    *_, step = trained
+    assert step.graphs == 1  # one graph for the 20 training steps, no graph break
+    counters = torch._dynamo.utils.counters
+    before = (counters["stats"]["unique_graphs"], counters["stats"]["calls_captured"])
+    for group in step.optimizer.param_groups:
+        group["lr"] = 3e-3  # an input of the graph, not a constant: no recompilation
+    for batch in batches(seed=11)[:3]:
+        step(batch)
+        # the priority the loss computes inside the graph reaches the caller's batch
+        assert batch["td_error"].shape == (BATCH,)
+    assert (counters["stats"]["unique_graphs"], counters["stats"]["calls_captured"]) == before
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3", "redq", "iql", "cql"])
+def test_eager_fallback_is_the_stock_update(algo):
+    ours = make_loss(algo)
+    stock = copy.deepcopy(ours)
+    step = make_update(
+        ours, torch.optim.Adam(ours.parameters(), lr=1e-2), SoftUpdate(ours, tau=0.1), compile=False
+    )
+    optimizer = torch.optim.Adam(stock.parameters(), lr=1e-2)
+    updater = SoftUpdate(stock, tau=0.1)
+    for batch in batches()[:5]:
+        torch.manual_seed(5)
+        got = step(batch.clone())
+        torch.manual_seed(5)
+        expected = stock_update(stock, optimizer, updater, batch.clone())
+        for key in expected.keys():
+            assert torch.equal(got[key], expected[key].detach()), key
+    expected_state, got_state = state(stock), state(ours)
+    assert all(torch.equal(got_state[n], expected_state[n]) for n in expected_state)
+
+
+def test_priority_is_written_into_the_batch():
+    loss = make_loss("td3")
+    optimizer = torch.optim.Adam(loss.parameters())
+    step = make_update(loss, optimizer, SoftUpdate(loss, tau=0.1), compile=False)
+    batch = batches()[0]
+    step(batch)
+    assert batch["td_error"].shape == (BATCH,)
+
+
+def test_bad_arguments():
+    loss = make_loss("sac")
+    adam = torch.optim.Adam(loss.parameters())
+    with pytest.raises(TypeError, match="loss must be one of .*got SACLoss"):
+        stock = StockSACLoss(
+            stochastic_actor(),
+            qvalue_network=ValueOperator(
+                MLP(OBS + ACT, 1, num_cells=[HIDDEN]), ["observation", "action"]
+            ),
+        )
+        make_update(stock, torch.optim.Adam(stock.parameters()))
+    with pytest.raises(TypeError, match="optimizer must be torch.optim.Adam or AdamW, got SGD"):
+        make_update(loss, torch.optim.SGD(loss.parameters(), lr=0.1))
+    foreign = torch.optim.Adam([*loss.parameters(), nn.Parameter(torch.zeros(2, 5))])
+    with pytest.raises(ValueError, match=r"shape \(2, 5\) that is not a parameter of the loss"):
+        make_update(loss, foreign)
+    with pytest.raises(ValueError, match="differentiable=True"):
+        make_update(loss, torch.optim.Adam(loss.parameters(), differentiable=True))
+    with pytest.raises(
+        TypeError, match="target_updater must be .*SoftUpdate or None, got HardUpdate"
+    ):
+        make_update(loss, adam, HardUpdate(loss, value_network_update_interval=2))
+    other = make_loss("sac")
+    with pytest.raises(ValueError, match="target_updater updates another loss"):
+        make_update(loss, adam, SoftUpdate(other, tau=0.1))
+    with pytest.raises(TypeError, match="compile must be a bool, got 'yes'"):
+        make_update(loss, adam, compile="yes")
+    with pytest.raises(TypeError, match="batch must be a TensorDict, got dict"):
+        make_update(loss, adam, compile=False)({"observation": torch.zeros(2, OBS)})
+
+
+def test_changed_optimizer_refused_before_compiling():
+    loss = make_loss("sac")
+    adam = torch.optim.Adam(loss.parameters())
+    step = make_update(loss, adam)  # compiles lazily: nothing traced until the first batch
+    adam.param_groups[0]["betas"] = (0.5, 0.999)
+    with pytest.raises(ValueError, match="hyperparameters changed after make_update"):
+        step(batches()[0])
+    adam.param_groups[0]["betas"] = (0.9, 0.999)
+    adam.add_param_group({"params": [nn.Parameter(torch.zeros(1))]})
+    with pytest.raises(ValueError, match="parameter groups changed after make_update"):
+        step(batches()[0])
