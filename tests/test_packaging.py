@@ -75,15 +75,25 @@ def test_wheel_metadata(dist: dict[str, Path]) -> None:
     requires = meta.get_all("Requires-Dist")
     runtime = {r.split(">")[0].split("<")[0].split("=")[0] for r in requires if "extra" not in r}
     assert runtime == {"torch", "torchrl", "tensordict", "gymnasium", "easydict", "numpy"}
-    assert set(meta.get_all("Provides-Extra")) == {"examples", "test", "ray", "mujoco", "dev"}
+    assert set(meta.get_all("Provides-Extra")) == {
+        "examples",
+        "test",
+        "ray",
+        "mujoco",
+        "offline",
+        "dev",
+    }
     ray = " ".join(r for r in requires if 'extra == "ray"' in r)
     assert "ray" in ray, "ray missing from the ray extra"
+    offline = " ".join(r for r in requires if 'extra == "offline"' in r)
+    for dep in ["minari", "h5py"]:
+        assert dep in offline, f"{dep} missing from the offline extra"
     examples = " ".join(r for r in requires if 'extra == "examples"' in r)
     for dep in ["tqdm", "matplotlib", "tensorboard", "gymnasium[classic-control]"]:
         assert dep in examples, f"{dep} missing from the examples extra"
     dev = " ".join(r for r in requires if 'extra == "dev"' in r)
     for dep in [
-        "grl_torchrl[examples,mujoco,ray,test]",
+        "grl_torchrl[examples,mujoco,offline,ray,test]",
         "build",
         "ruff",
         "sphinx",

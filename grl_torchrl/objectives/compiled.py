@@ -97,7 +97,25 @@ def make_update(
 
 
 class UpdateStep:
-    """What :func:`make_update` returns: ``step(batch) -> losses`` (see there)."""
+    """What :func:`make_update` returns: ``step(batch) -> losses`` (see there).
+
+    ``compiled`` says which of the two updates it runs.
+
+    >>> import torch
+    >>> from torchrl.modules import MLP
+    >>> from tensordict.nn import TensorDictModule
+    >>> from torchrl.data import Bounded
+    >>> from grl_torchrl import DoubleQNetwork
+    >>> from grl_torchrl.objectives import TD3Loss, UpdateStep
+    >>> loss = TD3Loss(TensorDictModule(MLP(in_features=3, out_features=1, num_cells=[8]),
+    ...     ["observation"], ["action"]), qvalue_network=DoubleQNetwork({"backbone": {
+    ...     "type": "ConcatenateMLP", "args": {"hidden_sizes": [4, 8], "output_size": 1,
+    ...     "activation": "relu"}}}),
+    ...     action_spec=Bounded(-1.0, 1.0, (1,)))
+    >>> step = UpdateStep(loss, torch.optim.Adam(loss.parameters()), None, compile=False)
+    >>> step.compiled
+    False
+    """
 
     def __init__(
         self,

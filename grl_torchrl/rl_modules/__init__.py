@@ -6,6 +6,7 @@ from grl_torchrl.rl_modules.collectors import (
     make_collector,
     to_simulator_layout,
 )
+from grl_torchrl.rl_modules.idql import DiffusionBehaviour, IDQLPolicy
 from grl_torchrl.rl_modules.simulator import (
     GymEnvSimulator,
     NumpyPolicyWrapper,
@@ -27,11 +28,13 @@ __all__ = [
     "CollectorWorkerError",
     "make_collector",
     "to_simulator_layout",
+    "DiffusionBehaviour",
     "DoubleQNetwork",
     "DoubleVNetwork",
     "EnsembleQNetwork",
     "EnsembleVNetwork",
     "GymEnvSimulator",
+    "IDQLPolicy",
     "NumpyPolicyWrapper",
     "OneShotValueFunction",
     "ProbabilisticActor",
