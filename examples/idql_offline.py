@@ -67,7 +67,7 @@ from _common import (
     skip_pandas_probe,
 )
 from easydict import EasyDict
-from offline_data import DATASET_OPTIONS, load_dataset
+from offline_data import DATASET_OPTIONS, IQL_CRITIC_OPTIONS, load_dataset
 from tensordict.nn import TensorDictModule
 from torch import nn
 from torchrl.objectives import SoftUpdate
@@ -83,19 +83,11 @@ from grl_torchrl.rl_modules.idql import DiffusionBehaviour, IDQLPolicy
 
 OPTIONS = dict(
     DATASET_OPTIONS,
+    **IQL_CRITIC_OPTIONS,
     controller_episodes=Option(25, "dataset episodes of the noisy swing-up controller", low=0),
     # training: critic and diffusion model take one gradient step each per step
-    train_steps=Option(
-        10_000, "gradient steps (0: no training, evaluate the untrained policy)", low=0
-    ),
-    batch_size=Option(256, "transitions per gradient step", low=1),
     hidden_size=Option(256, "critic: two hidden layers; noise network: three", low=1),
     lr=Option(3e-4, "Adam learning rate of critic and diffusion model", low=0, low_open=True),
-    gamma=Option(0.99, "discount factor", low=0, high=1),
-    tau=Option(0.005, "Polyak factor of the target critic", low=0, high=1, low_open=True),
-    expectile=Option(
-        0.7, "expectile of the V regression", low=0, high=1, low_open=True, high_open=True
-    ),
     diffusion_steps=Option(10, "DDPM steps T", low=1),
     time_embed_dim=Option(
         32,

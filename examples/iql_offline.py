@@ -54,7 +54,7 @@ from _common import (
     skip_pandas_probe,
 )
 from easydict import EasyDict
-from offline_data import DATASET_OPTIONS, behaviour_returns, load_dataset  # noqa: F401 (tests read behaviour_returns here)
+from offline_data import DATASET_OPTIONS, IQL_CRITIC_OPTIONS, behaviour_returns, load_dataset  # noqa: F401 (tests read behaviour_returns here)
 from sac_pendulum import build_networks
 from tensordict import TensorDict
 from tqdm import tqdm
@@ -64,17 +64,9 @@ from grl_torchrl.rl_modules import GymEnvSimulator, VNetwork, evaluation_summary
 
 OPTIONS = dict(
     DATASET_OPTIONS,
-    train_steps=Option(
-        10_000, "gradient steps (0: no training, evaluate the untrained policy)", low=0
-    ),
-    batch_size=Option(256, "transitions per gradient step", low=1),
+    **IQL_CRITIC_OPTIONS,
     hidden_size=Option(256, "actor, critic and V: two hidden layers of this width", low=1),
     lr=Option(3e-4, "Adam learning rate of actor, critic and V", low=0, low_open=True),
-    gamma=Option(0.99, "discount factor", low=0, high=1),
-    tau=Option(0.005, "Polyak factor of the target critic", low=0, high=1, low_open=True),
-    expectile=Option(
-        0.7, "expectile of the V regression", low=0, high=1, low_open=True, high_open=True
-    ),
     beta=Option(3.0, "inverse temperature of the advantage weights (0: behaviour cloning)", low=0),
     max_weight=Option(
         100.0, "clip of exp(beta * advantage) (inf: no clip)", low=0, low_open=True, high=math.inf

@@ -73,6 +73,19 @@ DATASET_OPTIONS = dict(
     ),
 )
 
+# The IQL critic's training options, the same in iql_offline.py and idql_offline.py.
+IQL_CRITIC_OPTIONS = dict(
+    train_steps=Option(
+        10_000, "gradient steps (0: no training, evaluate the untrained policy)", low=0
+    ),
+    batch_size=Option(256, "transitions per gradient step", low=1),
+    gamma=Option(0.99, "discount factor", low=0, high=1),
+    tau=Option(0.005, "Polyak factor of the target critic", low=0, high=1, low_open=True),
+    expectile=Option(
+        0.7, "expectile of the V regression", low=0, high=1, low_open=True, high_open=True
+    ),
+)
+
 
 def swing_up_controller(obs: torch.Tensor, noise: float = 0.0) -> torch.Tensor:
     """Pendulum-v1 swing-up: pump energy with +-2 torque, PD-balance near the top.
