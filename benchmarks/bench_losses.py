@@ -20,7 +20,7 @@ Variants (``--groups``; ``--compile`` adds the compiled rows, ``--sbx`` the SBX 
 * ``td3``: ``TD3Loss`` fused (eager; compiled with ``--compile``), stock TorchRL with
   ``ValueOperator(MLP)``, against SB3's ``TD3.train()`` (and SBX's with ``--sbx``). SB3/SBX
   update the actor and the targets every second step (``policy_delay=2``); TorchRL's
-  ``TD3Loss`` computes the actor loss at every step.
+  ``TD3Loss`` computes the actor loss at every step, as SB3's row with ``policy_delay=1`` does.
 * ``redq``: the same three TorchRL variants for ``REDQLoss`` with 10 heads (compiled with
   ``--compile``), against stock REDQ with ``ValueOperator(MLP)``.
 * ``others``: the same three for ``IQLLoss`` (value network: TorchRL's ``ValueOperator(MLP)``
@@ -223,12 +223,15 @@ def torchrl_update(
     return update
 
 
-def sb3_update(batch_size: int, algo: str = "sac") -> Callable:
-    """SB3's ``SAC.train(gradient_steps=1)`` (or ``TD3``'s) on a filled buffer (its own sampling)."""
+def sb3_update(batch_size: int, algo: str = "sac", **algo_kwargs) -> Callable:
+    """SB3's ``SAC.train(gradient_steps=1)`` (or ``TD3``'s) on a filled buffer (its own sampling).
+
+    ``algo_kwargs`` go to the algorithm's constructor (``policy_delay=1`` for TD3)."""
     from stable_baselines3 import SAC, TD3
     from stable_baselines3.common.logger import Logger
 
     kwargs = {"ent_coef": "auto_1.0"} if algo == "sac" else {}
+    kwargs.update(algo_kwargs)
     model = {"sac": SAC, "td3": TD3}[algo](
         "MlpPolicy",
         "Pendulum-v1",
@@ -524,6 +527,12 @@ def build(
             "TD3 stock + ValueOperator(MLP)",
             ref,
             lambda: torchrl_update("td3", "value_operator", batch_size),
+        )
+        # the same work as TorchRL's TD3Loss: actor and targets updated at every step
+        add(
+            "SB3 TD3.train(), policy_delay=1",
+            ref,
+            lambda: sb3_update(batch_size, "td3", policy_delay=1),
         )
         if sbx:
             add_sbx("SBX TD3.train() (JAX)", ref, "td3")

@@ -162,7 +162,30 @@ def test_no_recompilation_after_warm_up(trained):
         step(batch)
         # the priority the loss computes inside the graph reaches the caller's batch
         assert batch["td_error"].shape == (BATCH,)
+    # a second step on one batch (which now holds the priority the first wrote) too
+    batch = batches(seed=12)[0]
+    step(batch)
+    step(batch)
     assert (counters["stats"]["unique_graphs"], counters["stats"]["calls_captured"]) == before
+
+
+# one loss suffices (the check is make_update's, not the loss's) and a recompilation costs
+# 25-80 s per loss on a loaded 2-core machine
+@pytest.mark.parametrize("trained", ["td3"], indirect=True)
+def test_a_new_batch_layout_compiles_again(trained):
+    """After warm-up the step skips dynamo's guards; a batch of another size must still
+    reach a graph compiled for it, with the eager loss's values, not the old graph."""
+    *_, compiled, _, step = trained
+    counters = torch._dynamo.utils.counters
+    graphs = counters["stats"]["unique_graphs"]
+    small = batches(seed=13)[0][: BATCH // 2]
+    torch.manual_seed(3)
+    expected = compiled(small.clone())  # the loss, eagerly, at the same weights
+    torch.manual_seed(3)
+    got = step(small.clone())
+    assert counters["stats"]["unique_graphs"] == graphs + 1
+    for key in (k for k in expected.keys() if k.startswith("loss_")):
+        torch.testing.assert_close(got[key], expected[key].detach(), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("algo", ["sac", "td3", "redq", "iql", "cql"])
