@@ -17,7 +17,7 @@ from tensordict.nn import NormalParamExtractor, TensorDictModule
 from torch import nn
 from torchrl.data import Bounded
 from torchrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
-from torchrl.objectives import HardUpdate, SoftUpdate
+from torchrl.objectives import HardUpdate, SoftUpdate, group_optimizers
 from torchrl.objectives import SACLoss as StockSACLoss
 
 from grl_torchrl import DoubleQNetwork, EnsembleQNetwork, VNetwork
@@ -77,9 +77,23 @@ def batches(seed: int = 3) -> list:
     return list(data.reshape(STEPS, BATCH).unbind(0))
 
 
+def grouped_adam(loss) -> torch.optim.Adam:
+    """One Adam per network, each with its own ``lr`` and ``eps``, merged into one optimiser
+    by TorchRL's ``group_optimizers``, as TorchRL's SAC/TD3/IQL scripts build theirs."""
+    params: dict[str, list] = {}
+    for name, param in loss.named_parameters():
+        params.setdefault(name.split(".")[0], []).append(param)
+    per_network = [
+        torch.optim.Adam(group, lr=1e-2 / (i + 1), eps=10.0 ** (i - 8))
+        for i, group in enumerate(params.values())
+    ]
+    assert len(per_network) >= 2
+    return group_optimizers(*per_network)
+
+
 def train(loss, *, compile: bool):  # noqa: A002
     """``STEPS`` steps of ``make_update`` from seed 7; returns (step, losses per step)."""
-    optimizer = torch.optim.Adam(loss.parameters(), lr=1e-2)
+    optimizer = grouped_adam(loss)
     step = make_update(loss, optimizer, SoftUpdate(loss, tau=0.1), compile=compile)
     torch.manual_seed(7)
     return step, [step(batch) for batch in batches()]
@@ -186,6 +200,26 @@ def test_a_new_batch_layout_compiles_again(trained):
     assert counters["stats"]["unique_graphs"] == graphs + 1
     for key in (k for k in expected.keys() if k.startswith("loss_")):
         torch.testing.assert_close(got[key], expected[key].detach(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("trained", ["td3"], indirect=True)
+def test_a_changed_thread_count_is_guarded_again(trained):
+    """Dynamo guards on global state too: TorchRL's collectors change the thread count
+    between updates, which a step skipping guards must notice, not fail on."""
+    *_, compiled, _, step = trained
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        batch = batches(seed=14)[0]
+        torch.manual_seed(3)
+        expected = compiled(batch.clone())
+        torch.manual_seed(3)
+        got = step(batch.clone())
+    finally:
+        torch.set_num_threads(threads)
+    for key in (k for k in expected.keys() if k.startswith("loss_")):
+        torch.testing.assert_close(got[key], expected[key].detach(), rtol=1e-4, atol=1e-5)
+    step(batches(seed=15)[0])  # and back
 
 
 @pytest.mark.parametrize("algo", ["sac", "td3", "redq", "iql", "cql"])

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
+from torch._C._dynamo.guards import GlobalStateGuard
 from torch._dynamo import eval_frame
 from torch.optim.adam import adam as functional_adam
 from torchrl.objectives import SoftUpdate
@@ -57,7 +58,9 @@ def make_update(
     the first call (tens of seconds, see docs/api/objectives.rst). The optimiser's state
     tensors stay in ``optimizer.state`` (Adam's layout, so ``state_dict()`` and a later eager
     ``optimizer.step()`` work); ``lr`` is read at every call; changing another
-    hyperparameter afterwards raises ``ValueError``. Parameters' ``.grad`` are not written.
+    hyperparameter afterwards raises ``ValueError``. The loss's own Python configuration
+    (its hyperparameters, the modules it holds) is part of the graph too: after changing
+    it, call ``make_update`` again. Parameters' ``.grad`` are not written.
     Random draws come from the compiled graph's generator (seeded by ``torch.manual_seed``):
     the values match the eager step's within float32 tolerance with
     ``torch._inductor.config.fallback_random = True``.
@@ -155,6 +158,7 @@ class UpdateStep:
             self._tau = 1 - target_updater.eps
         self._keys: tuple | None = None
         self._warm_signature: tuple | None = None
+        self._global_state: GlobalStateGuard | None = None
         self._modules = list(loss.modules())
         self._tensors = [*loss.parameters(), *loss.buffers()]
         # dynamo keeps its compiled entries on the function's code object, guarded by `self`:
@@ -165,11 +169,7 @@ class UpdateStep:
         own_graph = types.FunctionType(
             graph.__code__.replace(), graph.__globals__, graph.__name__, graph.__defaults__
         )
-        # cpp_wrapper: inductor calls the graph's kernels from generated C++ rather than
-        # Python (about 0.5-1 ms less per SAC step on one CPU core, measured)
-        self._compiled = torch.compile(
-            types.MethodType(own_graph, self), fullgraph=True, options={"cpp_wrapper": True}
-        )
+        self._compiled = torch.compile(types.MethodType(own_graph, self), fullgraph=True)
 
     def __call__(self, batch: TensorDictBase) -> TensorDictBase:
         if not isinstance(batch, TensorDictBase):
@@ -182,9 +182,14 @@ class UpdateStep:
         keys = tuple(key for key in batch.keys(True, True) if key != self._priority_key)
         values = [batch.get(key) for key in keys]
         signature = self._signature(keys, values, batch.batch_size)
-        if signature == self._warm_signature and _SkipGuards.allowed():
-            # What dynamo's guards check is in the signature (tensor layouts, grad mode,
-            # module modes), so their ~0.4-1.5 ms per call are skipped: see _SkipGuards
+        if (
+            signature == self._warm_signature
+            and self._global_state.check()
+            and _SkipGuards.allowed()
+        ):
+            # What dynamo's guards check is in the signature (tensor layouts, module modes)
+            # and the global state (grad mode, thread count, default dtype, ...), so their
+            # ~0.4-1.5 ms per call are skipped: see _SkipGuards
             with _SkipGuards():
                 losses, priority = self._compiled(values, batch.batch_size, state)
         else:
@@ -194,6 +199,9 @@ class UpdateStep:
             with torch._dynamo.config.patch(trace_autograd_ops=True):
                 losses, priority = self._compiled(values, batch.batch_size, state)
             self._warm_signature = signature
+            # the global state dynamo's own guard compares (private, C++: ~0.3 us a check);
+            # TorchRL's collectors change the thread count between updates, for one
+            self._global_state = GlobalStateGuard()
         if priority is not None:
             batch.set(self._priority_key, priority)
         return TensorDict._new_unsafe(losses, torch.Size([]))
@@ -203,7 +211,6 @@ class UpdateStep:
         return (
             keys,
             batch_size,
-            torch.is_grad_enabled(),
             tuple([(v.shape, v.dtype, v.device, v.stride()) for v in values]),
             tuple([m.training for m in self._modules]),
             tuple([(t.shape, t.dtype, t.device, t.requires_grad) for t in self._tensors]),
@@ -311,7 +318,7 @@ class _SkipGuards:
     """Dynamo's "run only the guards that tell cache entries apart" stance, set cheaply.
 
     ``torch.compiler.set_stance("default", skip_guard_eval_unsafe=True)`` costs ~250 us to
-    build per call (measured), about what the guards it skips cost; this sets the same
+    build per call (measured), a good part of the 0.4-1.5 ms it saves; this sets the same
     stance through the function it calls (``torch._dynamo.eval_frame._set_stance``,
     private). :class:`UpdateStep` enters it only when its own checks (the signature) show
     that the call matches the one that last ran with guards; the loss's Python
