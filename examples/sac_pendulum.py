@@ -80,8 +80,8 @@ OPTIONS = dict(
     compile=Option(
         0,
         "1: each gradient step as one compiled graph (grl_torchrl.objectives.make_update): "
-        "~45% less time per step, after compiling for ~1 min (warm cache) to a few minutes "
-        "(cold, or a loaded machine); pays for runs of ~10k gradient steps or more. "
+        "~45% less time per step, after compiling for ~10 s (warm cache) to about a minute "
+        "(cold, or a loaded machine); pays for runs of several thousand gradient steps. "
         "0: TorchRL's eager update (bit-identical to loss.backward + optimizer.step)",
         choices=(0, 1),
     ),

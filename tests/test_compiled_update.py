@@ -1,8 +1,9 @@
 """``grl_torchrl.objectives.make_update``: the compiled update step against the eager one.
 
-The compiled checks compile tiny networks (hidden 16, batch 16): what takes the time is
-dynamo tracing TorchRL's loss code, about 10-40 s per loss on a 2-core machine, whatever the
-network size. Each loss is compiled once (module-scoped fixture) and serves several tests.
+The compiled checks compile small networks (hidden 32, batch 32: just wide enough that the
+critics' one-unit output layers are products ``matmul_layout`` rewrites): what takes the
+time is dynamo tracing TorchRL's loss code, about 10-40 s per loss on a 2-core machine,
+whatever the network size. Each loss is compiled once (module-scoped fixture) and serves several tests.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from grl_torchrl import DoubleQNetwork, EnsembleQNetwork, VNetwork
 from grl_torchrl.objectives import CQLLoss, IQLLoss, REDQLoss, SACLoss, TD3Loss, make_update
 from tests.transitions import transition_batch
 
-OBS, ACT, HIDDEN, BATCH, STEPS = 3, 1, 16, 16, 20
+OBS, ACT, HIDDEN, BATCH, STEPS = 3, 1, 32, 32, 20
 SPEC = Bounded(-1.0, 1.0, (ACT,))
 
 
@@ -293,3 +294,51 @@ def test_changed_optimizer_refused_before_compiling():
     adam.add_param_group({"params": [nn.Parameter(torch.zeros(1))]})
     with pytest.raises(ValueError, match="parameter groups changed after make_update"):
         step(batches()[0])
+
+
+@pytest.mark.parametrize(
+    "optimizer_class, options",
+    [
+        (torch.optim.Adam, {}),
+        (torch.optim.Adam, {"amsgrad": True, "betas": (0.8, 0.99)}),
+        (torch.optim.Adam, {"maximize": True, "eps": 1e-3}),
+        (torch.optim.Adam, {"weight_decay": 0.1}),
+        (torch.optim.AdamW, {"weight_decay": 0.1, "amsgrad": True}),
+    ],
+)
+@pytest.mark.parametrize("compiled", [False, True], ids=["eager", "compiled"])
+def test_in_graph_adam_equals_torch_adam(optimizer_class, options, compiled):
+    """The step's own Adam (``_adam_step`` with ``_adam_coefficients``) against PyTorch's,
+    with an ``lr`` that changes between steps as a scheduler changes it."""
+    from grl_torchrl.objectives.compiled import _adam_coefficients, _adam_state, _adam_step, _frozen
+
+    torch.manual_seed(0)
+    reference = [nn.Parameter(torch.randn(5, 3)), nn.Parameter(torch.randn(3))]
+    ours = [nn.Parameter(p.detach().clone()) for p in reference]
+    torch_adam = optimizer_class(reference, lr=1e-2, foreach=True, **options)
+    holder = optimizer_class(ours, lr=1e-2, **options)  # our step keeps its state here
+    group = holder.param_groups[0]
+    hyper, decoupled = _frozen(group), optimizer_class is torch.optim.AdamW
+    step = torch.compile(_adam_step, fullgraph=True) if compiled else _adam_step
+    for index, lr in enumerate([1e-2, 1e-2, 3e-3, 3e-3, 1e-3]):
+        grads = [torch.randn_like(p) for p in reference]
+        for param, grad in zip(reference, grads, strict=True):
+            param.grad = grad.clone()
+        torch_adam.param_groups[0]["lr"] = lr
+        torch_adam.step()
+        states = [_adam_state(holder, p, group["amsgrad"]) for p in ours]
+        steps = [s["step"] for s in states]
+        state_ = (
+            [s["exp_avg"] for s in states],
+            [s["exp_avg_sq"] for s in states],
+            [s["max_exp_avg_sq"] for s in states] if group["amsgrad"] else [],
+            steps,
+            _adam_coefficients(lr, hyper, steps),
+        )
+        with torch.no_grad():
+            step(ours, grads, state_, hyper, decoupled)
+        for got, expected in zip(ours, reference, strict=True):
+            torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6, msg=f"step {index}")
+    for got, expected in zip(ours, reference, strict=True):
+        for key, value in torch_adam.state[expected].items():
+            torch.testing.assert_close(holder.state[got][key], value, rtol=1e-6, atol=1e-6)
