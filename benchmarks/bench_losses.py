@@ -20,7 +20,8 @@ Variants (``--groups``; ``--compile`` adds the compiled rows, ``--sbx`` the SBX 
 * ``td3``: ``TD3Loss`` fused (eager; compiled with ``--compile``), stock TorchRL with
   ``ValueOperator(MLP)``, against SB3's ``TD3.train()`` (and SBX's with ``--sbx``). SB3/SBX
   update the actor and the targets every second step (``policy_delay=2``); TorchRL's
-  ``TD3Loss`` computes the actor loss at every step, as SB3's row with ``policy_delay=1`` does.
+  ``TD3Loss`` computes the actor loss at every step, as SB3's row with ``policy_delay=1`` does,
+  and ``make_update(..., policy_delay=2)`` (a ``--compile`` row) every second step, as SB3.
 * ``redq``: the same three TorchRL variants for ``REDQLoss`` with 10 heads (compiled with
   ``--compile``), against stock REDQ with ``ValueOperator(MLP)``.
 * ``others``: the same three for ``IQLLoss`` (value network: TorchRL's ``ValueOperator(MLP)``
@@ -160,11 +161,13 @@ def torchrl_update(
     heads: int = 2,
     actor_cls: type = ProbabilisticActor,
     compiled: bool = False,
+    policy_delay: int = 1,
 ) -> Callable:
     """One TorchRL update closure: ``critic_kind`` in ``fused``, ``value_operator``, ``heads``.
 
-    ``compiled``: the update through ``make_update`` (fused losses only), compiled now;
-    the closure's ``compile_seconds`` says how long that took."""
+    ``compiled``: the update through ``make_update`` (fused losses only, with its
+    ``policy_delay``), compiled now; the closure's ``compile_seconds`` says how long that
+    took."""
     buffer = TensorDictReplayBuffer(storage=LazyTensorStorage(BUFFER), batch_size=batch_size)
     buffer.extend(random_transitions(BUFFER))
     actor = deterministic_actor() if algo == "td3" else stochastic_actor(actor_cls)
@@ -197,9 +200,10 @@ def torchrl_update(
     optimizer = torch.optim.Adam(loss.parameters(), lr=1e-3, fused=True)
     keys = None
     if compiled:
-        step = make_update(loss, optimizer, updater)
+        step = make_update(loss, optimizer, updater, policy_delay=policy_delay)
         tic = time.perf_counter()
-        step(buffer.sample())
+        for _ in range(policy_delay):  # each of its graphs
+            step(buffer.sample())
         seconds = time.perf_counter() - tic
 
         def compiled_update() -> None:
@@ -522,6 +526,11 @@ def build(
                 "TD3 ours compiled (make_update)",
                 ref,
                 lambda: torchrl_update("td3", "fused", batch_size, compiled=True),
+            )
+            add(
+                "TD3 ours compiled, policy_delay=2",
+                ref,
+                lambda: torchrl_update("td3", "fused", batch_size, compiled=True, policy_delay=2),
             )
         add(
             "TD3 stock + ValueOperator(MLP)",

@@ -14,10 +14,10 @@ import pytest
 import torch
 import torch._dynamo
 import torch._inductor.config
-from tensordict.nn import NormalParamExtractor, TensorDictModule
+from tensordict.nn import NormalParamExtractor, TensorDictModule, TensorDictSequential
 from torch import nn
 from torchrl.data import Bounded
-from torchrl.modules import MLP, ProbabilisticActor, TanhNormal, ValueOperator
+from torchrl.modules import MLP, ProbabilisticActor, TanhModule, TanhNormal, ValueOperator
 from torchrl.objectives import HardUpdate, SoftUpdate, group_optimizers
 from torchrl.objectives import SACLoss as StockSACLoss
 
@@ -51,7 +51,11 @@ def stochastic_actor() -> ProbabilisticActor:
 def make_loss(algo: str):
     torch.manual_seed(0)
     if algo == "td3":
-        actor = TensorDictModule(MLP(OBS, ACT, num_cells=[HIDDEN]), ["observation"], ["action"])
+        # as TorchRL's TD3 script builds its actor: an MLP, then TanhModule (bounds as buffers)
+        actor = TensorDictSequential(
+            TensorDictModule(MLP(OBS, ACT, num_cells=[HIDDEN]), ["observation"], ["param"]),
+            TanhModule(in_keys=["param"], out_keys=["action"], spec=SPEC),
+        )
         loss = TD3Loss(actor, qvalue_network=DoubleQNetwork(q_config()), action_spec=SPEC)
     elif algo == "redq":
         critic = EnsembleQNetwork(q_config(), num_heads=4)
@@ -266,7 +270,9 @@ def test_bad_arguments():
     with pytest.raises(TypeError, match="optimizer must be torch.optim.Adam or AdamW, got SGD"):
         make_update(loss, torch.optim.SGD(loss.parameters(), lr=0.1))
     foreign = torch.optim.Adam([*loss.parameters(), nn.Parameter(torch.zeros(2, 5))])
-    with pytest.raises(ValueError, match=r"shape \(2, 5\) that is not a parameter of the loss"):
+    with pytest.raises(
+        ValueError, match=r"shape \(2, 5\) that is not a parameter or buffer of the loss"
+    ):
         make_update(loss, foreign)
     with pytest.raises(ValueError, match="differentiable=True"):
         make_update(loss, torch.optim.Adam(loss.parameters(), differentiable=True))
@@ -342,3 +348,119 @@ def test_in_graph_adam_equals_torch_adam(optimizer_class, options, compiled):
     for got, expected in zip(ours, reference, strict=True):
         for key, value in torch_adam.state[expected].items():
             torch.testing.assert_close(holder.state[got][key], value, rtol=1e-6, atol=1e-6)
+
+
+def sota_td3_update(loss, optimizer_actor, optimizer_critic, updater, batch, update_actor):
+    """TorchRL's sota-implementations/td3 ``update()``: two Adams, critic first, the actor
+    (with the updated critic) and the targets every ``policy_update_delay``-th call."""
+    q_loss, metadata = loss.value_loss(batch)
+    q_loss.backward()
+    optimizer_critic.step()
+    optimizer_critic.zero_grad(set_to_none=True)
+    if update_actor:
+        actor_loss, _ = loss.actor_loss(batch)
+        actor_loss.backward()
+        optimizer_actor.step()
+        optimizer_actor.zero_grad(set_to_none=True)
+        updater.step()
+    return q_loss.detach(), metadata["td_error"].detach().max(0)[0]
+
+
+def td3_optimizers(loss):
+    """The two Adams of TorchRL's TD3 script: over ``*_network_params``, whose actor entries
+    include TanhModule's bounds, buffers that Adam never steps."""
+    critic = list(loss.qvalue_network_params.flatten_keys().values())
+    actor = list(loss.actor_network_params.flatten_keys().values())
+    assert any(not t.requires_grad for t in actor)
+    return torch.optim.Adam(actor, lr=1e-2), torch.optim.Adam(critic, lr=3e-3, eps=1e-6)
+
+
+def delayed_td3_step(loss, *, compile: bool, policy_delay: int):  # noqa: A002
+    """``make_update`` over the TD3 script's two Adams, merged by ``group_optimizers``."""
+    return make_update(
+        loss,
+        group_optimizers(*td3_optimizers(loss)),
+        SoftUpdate(loss, tau=0.1),
+        compile=compile,
+        policy_delay=policy_delay,
+    )
+
+
+def test_eager_policy_delay_is_torchrls_td3_script_update():
+    reference = make_loss("td3")
+    ours = copy.deepcopy(reference)
+    optimizer_actor, optimizer_critic = td3_optimizers(reference)
+    reference_updater = SoftUpdate(reference, tau=0.1)
+    step = delayed_td3_step(ours, compile=False, policy_delay=3)
+    fresh = {name: t.detach().clone() for name, t in state(ours).items()}
+    for index, batch in enumerate(batches()[:7]):
+        torch.manual_seed(index)  # the target policy noise
+        q_loss, priority = sota_td3_update(
+            reference,
+            optimizer_actor,
+            optimizer_critic,
+            reference_updater,
+            batch.clone(),
+            (index + 1) % 3 == 0,
+        )
+        torch.manual_seed(index)
+        ours_batch = batch.clone()
+        losses = step(ours_batch)
+        assert torch.equal(losses["loss_qvalue"], q_loss)
+        assert torch.equal(ours_batch["td_error"], priority)
+        if index == 1:  # two critic-only calls: the actor and the targets have not moved
+            got = state(ours)
+            for name in got:
+                if name.startswith(("actor_network_params", "target_")):
+                    assert torch.equal(got[name], fresh[name]), name
+                elif name.startswith("qvalue_network_params"):
+                    assert not torch.equal(got[name], fresh[name]), name
+    assert step.updates == 7
+    expected, got = state(reference), state(ours)
+    assert all(torch.equal(got[name], expected[name]) for name in expected)
+    # Adam stepped the critic 7 times, the actor twice, the actor's bounds never
+    steps = {id(p): s["step"].item() for p, s in step.optimizer.state.items() if "step" in s}
+    actor = list(ours.actor_network_params.flatten_keys().values())
+    critic = list(ours.qvalue_network_params.flatten_keys().values())
+    assert {steps.get(id(p)) for p in critic} == {7.0}
+    assert {steps.get(id(p)) for p in actor if p.requires_grad} == {2.0}
+    assert {steps.get(id(p)) for p in actor if not p.requires_grad} == {None}
+
+
+def test_compiled_policy_delay_matches_eager_in_two_graphs():
+    previous = torch._inductor.config.fallback_random
+    torch._inductor.config.fallback_random = True
+    try:
+        runs = {}
+        for compiled in (False, True):
+            loss = make_loss("td3")
+            step = delayed_td3_step(loss, compile=compiled, policy_delay=2)
+            graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+            torch.manual_seed(7)
+            outs = [step(batch) for batch in batches()[:8]]
+            runs[compiled] = (loss, outs)
+            if compiled:
+                # the critic-only and the critic-and-actor graph, nothing recompiled
+                assert torch._dynamo.utils.counters["stats"]["unique_graphs"] - graphs == 2
+        (eager, eager_out), (compiled_loss, compiled_out) = runs[False], runs[True]
+        for a, b in zip(eager_out, compiled_out, strict=True):
+            assert sorted(a.keys()) == ["loss_actor", "loss_qvalue"] == sorted(b.keys())
+            for key in a.keys():
+                torch.testing.assert_close(b[key], a[key], rtol=1e-3, atol=1e-4, msg=key)
+        assert [float(o["loss_actor"]) == 0 for o in compiled_out] == [True, False] * 4
+        expected, got = state(eager), state(compiled_loss)
+        for name in expected:
+            torch.testing.assert_close(got[name], expected[name], rtol=1e-3, atol=2e-4, msg=name)
+    finally:
+        torch._inductor.config.fallback_random = previous
+        torch._dynamo.reset()
+
+
+def test_policy_delay_is_checked():
+    with pytest.raises(ValueError, match="policy_delay must be an int >= 1, got 0"):
+        make_update(
+            make_loss("td3"), torch.optim.Adam([nn.Parameter(torch.zeros(1))]), policy_delay=0
+        )
+    loss = make_loss("sac")
+    with pytest.raises(ValueError, match="SACLoss has no delayed actor"):
+        make_update(loss, torch.optim.Adam(loss.parameters()), policy_delay=2)

@@ -170,3 +170,30 @@ def test_compiles_with_fullgraph_with_and_without_grad():
     want = torch.autograd.grad(reference_chain(x, steps).sum(), leaves(x, steps))
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("final_relu", [True, False])
+def test_skinny_layout_gives_the_chains_values_and_gradients_to_rounding(bias, final_relu):
+    """``skinny_layout=True`` (the ensembles' own forward): a one-unit output layer, its
+    weight gradient and the first layer's input gradient over 4 features are products
+    computed transposed; values and all gradients equal the autograd chain's to float
+    rounding."""
+    torch.manual_seed(0)
+    rows = 64
+    steps = relu_mlp((4, 64, 64, 1), bias=bias, final_relu=final_relu)
+    x = torch.randn(HEADS, rows, 4, requires_grad=True)
+    out = run_stacked_steps(x, steps, skinny_layout=True)
+    assert type(out.grad_fn).__name__ == "SkinnyStackedLinearReLUBackward"
+    expected = reference_chain(x, steps)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    assert out.stride(-1) == rows  # the output layer ran transposed: [H, 1, N] seen as [H, N, 1]
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, leaves(x, steps), grad)
+    want = torch.autograd.grad(expected, leaves(x, steps), grad)
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # the Function-free path takes the same layout
+        torch.testing.assert_close(
+            run_stacked_steps(x, steps, skinny_layout=True), expected, rtol=1e-5, atol=1e-5
+        )

@@ -45,6 +45,7 @@ def make_update(
     target_updater: SoftUpdate | None = None,
     *,
     compile: bool = True,  # noqa: A002 - the switch's natural name, as in the examples
+    policy_delay: int = 1,
 ) -> UpdateStep:
     """One gradient step of ``loss`` as a callable ``step(batch) -> losses``.
 
@@ -69,6 +70,14 @@ def make_update(
 
     ``compile=False``: ``loss(batch)``, ``optimizer.zero_grad(set_to_none=True)``, one
     ``backward()`` of the sum, ``optimizer.step()``, ``target_updater.step()``.
+
+    ``policy_delay`` (:class:`TD3Loss` only): TD3's delayed actor, as TorchRL's
+    ``sota-implementations/td3`` script (``policy_update_delay``) and SB3 (``policy_delay``)
+    update. Each call steps the critic on ``loss.value_loss(batch)``; every
+    ``policy_delay``-th call (the ``policy_delay``-th, the ``2 policy_delay``-th, ...) then
+    steps the actor on ``loss.actor_loss(batch)``, computed with the updated critic, and
+    updates the targets. The losses returned are ``loss_qvalue`` and ``loss_actor`` (zero
+    on the critic-only calls); compiled, those are two graphs.
 
     Examples:
         >>> import torch
@@ -100,7 +109,7 @@ def make_update(
         ...
         TypeError: make_update: optimizer must be torch.optim.Adam or AdamW, got SGD
     """
-    return UpdateStep(loss, optimizer, target_updater, compile=compile)
+    return UpdateStep(loss, optimizer, target_updater, compile=compile, policy_delay=policy_delay)
 
 
 class UpdateStep:
@@ -131,10 +140,13 @@ class UpdateStep:
         target_updater: SoftUpdate | None,
         *,
         compile: bool,  # noqa: A002
+        policy_delay: int = 1,
     ) -> None:
-        _check_arguments(loss, optimizer, target_updater, compile)
+        _check_arguments(loss, optimizer, target_updater, compile, policy_delay)
         self.loss, self.optimizer, self.target_updater = loss, optimizer, target_updater
         self.compiled = compile
+        self.policy_delay = policy_delay
+        self.updates = 0  # calls so far: the actor steps on every policy_delay-th
         self._priority_key = getattr(getattr(loss, "tensor_keys", None), "priority", None)
         if not compile:
             return
@@ -158,19 +170,27 @@ class UpdateStep:
                 self._targets.append(target_updater._targets.get(("target_" + key[0], *key[1:])))
             self._tau = 1 - target_updater.eps
         self._keys: tuple | None = None
-        self._warm_signature: tuple | None = None
-        self._global_state: GlobalStateGuard | None = None
+        # per compiled graph: the signature and global state of its last guarded call
+        self._warm: dict[str, tuple[tuple, GlobalStateGuard]] = {}
         self._modules = list(loss.modules())
         self._tensors = [*loss.parameters(), *loss.buffers()]
+        if policy_delay == 1:
+            self._graphs = {"joint": self._own_compiled(type(self)._graph)}
+        else:
+            self._graphs = {
+                "critic": self._own_compiled(type(self)._critic_graph),
+                "critic+actor": self._own_compiled(type(self)._critic_actor_graph),
+            }
+
+    def _own_compiled(self, graph):
         # dynamo keeps its compiled entries on the function's code object, guarded by `self`:
-        # every UpdateStep sharing _graph's code would count as a recompilation of one frame
+        # every UpdateStep sharing a graph's code would count as a recompilation of one frame
         # (8 steps in a process reach the recompile limit, and the 9th runs eagerly). A copy
         # of the code object gives this step its own cache entry.
-        graph = type(self)._graph
         own_graph = types.FunctionType(
             graph.__code__.replace(), graph.__globals__, graph.__name__, graph.__defaults__
         )
-        self._compiled = torch.compile(
+        return torch.compile(
             types.MethodType(own_graph, self),
             fullgraph=True,
             options={"post_grad_custom_post_pass": SKINNY_MATMUL_LAYOUT},
@@ -179,34 +199,41 @@ class UpdateStep:
     def __call__(self, batch: TensorDictBase) -> TensorDictBase:
         if not isinstance(batch, TensorDictBase):
             raise TypeError(f"step: batch must be a TensorDict, got {type(batch).__name__}")
+        self.updates += 1
+        update_actor = self.updates % self.policy_delay == 0
         if not self.compiled:
-            return self._eager(batch)
+            return (
+                self._eager(batch)
+                if self.policy_delay == 1
+                else self._eager_delayed(batch, update_actor)
+            )
+        if self.policy_delay == 1:
+            name = "joint"
+        else:
+            name = "critic+actor" if update_actor else "critic"
         state = self._optimizer_state()
         # the priority the step writes back is not an input: stepping twice on one batch
         # must not change the graph's inputs (a recompilation)
         keys = tuple(key for key in batch.keys(True, True) if key != self._priority_key)
         values = [batch.get(key) for key in keys]
         signature = self._signature(keys, values, batch.batch_size)
-        if (
-            signature == self._warm_signature
-            and self._global_state.check()
-            and _SkipGuards.allowed()
-        ):
+        warm = self._warm.get(name)
+        compiled = self._graphs[name]
+        if warm is not None and signature == warm[0] and warm[1].check() and _SkipGuards.allowed():
             # What dynamo's guards check is in the signature (tensor layouts, module modes)
             # and the global state (grad mode, thread count, default dtype, ...), so their
             # ~0.4-1.5 ms per call are skipped: see _SkipGuards
             with _SkipGuards():
-                losses, priority = self._compiled(values, batch.batch_size, state)
+                losses, priority = compiled(values, batch.batch_size, state)
         else:
             self._keys = keys  # a new batch layout: dynamo's guard on it recompiles
             # trace_autograd_ops lets dynamo trace torch.autograd.grad into the graph; set
             # only around our call so that it changes nothing else the caller compiles
             with torch._dynamo.config.patch(trace_autograd_ops=True):
-                losses, priority = self._compiled(values, batch.batch_size, state)
-            self._warm_signature = signature
-            # the global state dynamo's own guard compares (private, C++: ~0.3 us a check);
-            # TorchRL's collectors change the thread count between updates, for one
-            self._global_state = GlobalStateGuard()
+                losses, priority = compiled(values, batch.batch_size, state)
+            # with the global state dynamo's own guard compares (private, C++: ~0.3 us a
+            # check); TorchRL's collectors change the thread count between updates, for one
+            self._warm[name] = (signature, GlobalStateGuard())
         if priority is not None:
             batch.set(self._priority_key, priority)
         return TensorDict._new_unsafe(losses, torch.Size([]))
@@ -230,6 +257,27 @@ class UpdateStep:
         if self.target_updater is not None:
             self.target_updater.step()
         return losses.detach()
+
+    def _eager_delayed(self, batch: TensorDictBase, update_actor: bool) -> TensorDictBase:
+        # TorchRL's sota-implementations/td3 update: the critic steps on its loss; every
+        # policy_delay-th call the actor then steps on its loss (with the updated critic), and
+        # the targets move. Parameters without a gradient are left alone by Adam.
+        loss_qvalue, metadata = self.loss.value_loss(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_qvalue.backward()
+        self.optimizer.step()
+        loss_actor = loss_qvalue.new_zeros(())
+        if update_actor:
+            loss_actor, _ = self.loss.actor_loss(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss_actor.backward()
+            self.optimizer.step()
+            if self.target_updater is not None:
+                self.target_updater.step()
+        batch.set(self._priority_key, metadata["td_error"].detach().max(0)[0])
+        return TensorDict(
+            {"loss_actor": loss_actor.detach(), "loss_qvalue": loss_qvalue.detach()}, []
+        )
 
     def _optimizer_state(self) -> list[tuple]:
         """Per group: (exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps, coefficients)."""
@@ -265,15 +313,52 @@ class UpdateStep:
         return out
 
     def _graph(self, values: list[torch.Tensor], batch_size: torch.Size, state: list[tuple]):
-        batch = TensorDict(dict(zip(self._keys, values, strict=True)), batch_size)
-        # the loss writes into its input (actor outputs, td_error): on a copy, or dynamo
-        # refuses to return the caller's TensorDict mutated from inside the graph
-        work = batch.copy()
+        work = self._work_batch(values, batch_size)
         losses = self.loss(work)
         out = {key: value.detach() for key, value in losses.items()}
         total = sum(value for key, value in losses.items() if key.startswith("loss_"))
+        self._apply_gradients(total, state)
+        priority = None
+        if self._priority_key is not None and self._priority_key in work.keys(True):
+            priority = work.get(self._priority_key).detach()
+        return out, priority
+
+    def _critic_graph(self, values: list[torch.Tensor], batch_size: torch.Size, state: list):
+        return self._delayed_graph(values, batch_size, state, update_actor=False)
+
+    def _critic_actor_graph(self, values: list[torch.Tensor], batch_size: torch.Size, state):
+        return self._delayed_graph(values, batch_size, state, update_actor=True)
+
+    def _delayed_graph(self, values, batch_size, state, *, update_actor: bool):
+        """``_eager_delayed`` as a graph."""
+        work = self._work_batch(values, batch_size)
+        loss_qvalue, metadata = self.loss.value_loss(work)
+        self._apply_gradients(loss_qvalue, state)
+        loss_actor = loss_qvalue.new_zeros(())
+        if update_actor:
+            loss_actor, _ = self.loss.actor_loss(work)
+            self._apply_gradients(loss_actor, state, update_targets=True)
+        out = {"loss_actor": loss_actor.detach(), "loss_qvalue": loss_qvalue.detach()}
+        return out, metadata["td_error"].detach().max(0)[0]
+
+    def _work_batch(self, values: list[torch.Tensor], batch_size: torch.Size) -> TensorDict:
+        batch = TensorDict(dict(zip(self._keys, values, strict=True)), batch_size)
+        # the loss writes into its input (actor outputs, td_error): on a copy, or dynamo
+        # refuses to return the caller's TensorDict mutated from inside the graph
+        return batch.copy()
+
+    def _apply_gradients(self, total, state: list[tuple], *, update_targets=None) -> None:
+        """Adam on the parameters ``total`` reaches (others keep their state, as Adam leaves
+        a parameter without a gradient), then the target update (by default with
+        ``policy_delay=1``)."""
         params = [p for group in self._groups for p in group]
-        grads = torch.autograd.grad(total, params, allow_unused=True)
+        # tensors that do not require grad (buffers an optimiser was given) get no gradient,
+        # as in eager, where Adam skips them
+        trainable = [i for i, p in enumerate(params) if p.requires_grad]
+        found = torch.autograd.grad(total, [params[i] for i in trainable], allow_unused=True)
+        grads: list[torch.Tensor | None] = [None] * len(params)
+        for i, grad in zip(trainable, found, strict=True):
+            grads[i] = grad
         with torch.no_grad():
             start = 0
             # never self.optimizer.param_groups here: dynamo would guard on every entry of
@@ -283,14 +368,29 @@ class UpdateStep:
             ):
                 count = len(params_group)
                 group_grads = grads[start : start + count]
-                _adam_step(params_group, group_grads, group_state, hyper, decoupled)
                 start += count
-            if self._targets:
+                # which gradients exist is fixed when the graph is traced
+                used = [i for i, grad in enumerate(group_grads) if grad is not None]
+                if not used:
+                    continue
+                avgs, sqs, maxs, steps, coefficients = group_state
+                _adam_step(
+                    [params_group[i] for i in used],
+                    [group_grads[i] for i in used],
+                    (
+                        [avgs[i] for i in used],
+                        [sqs[i] for i in used],
+                        [maxs[i] for i in used] if maxs else [],
+                        [steps[i] for i in used],
+                        coefficients[used],
+                    ),
+                    hyper,
+                    decoupled,
+                )
+            if update_targets is None:
+                update_targets = self.policy_delay == 1
+            if update_targets and self._targets:
                 torch._foreach_lerp_(self._targets, self._sources, self._tau)
-        priority = None
-        if self._priority_key is not None and self._priority_key in work.keys(True):
-            priority = work.get(self._priority_key).detach()
-        return out, priority
 
 
 def _adam_coefficients(lr: float, hyper: tuple, steps: list[torch.Tensor]) -> torch.Tensor:
@@ -398,7 +498,7 @@ def _resolve_lazy_state(loss: torch.nn.Module) -> None:
         loss.target_entropy  # noqa: B018 - the property computes and caches it
 
 
-def _check_arguments(loss, optimizer, target_updater, compile) -> None:  # noqa: A002
+def _check_arguments(loss, optimizer, target_updater, compile, policy_delay) -> None:  # noqa: A002
     if not isinstance(loss, SUPPORTED_LOSSES):
         names = ", ".join(f"grl_torchrl.objectives.{c.__name__}" for c in SUPPORTED_LOSSES)
         raise TypeError(f"make_update: loss must be one of {names}, got {type(loss).__name__}")
@@ -409,14 +509,23 @@ def _check_arguments(loss, optimizer, target_updater, compile) -> None:  # noqa:
         )
     if not isinstance(compile, bool):
         raise TypeError(f"make_update: compile must be a bool, got {compile!r}")
-    owned = {id(p) for p in loss.parameters()}
+    if isinstance(policy_delay, bool) or not isinstance(policy_delay, int) or policy_delay < 1:
+        raise ValueError(f"make_update: policy_delay must be an int >= 1, got {policy_delay!r}")
+    if policy_delay > 1 and not isinstance(loss, TD3Loss):
+        raise ValueError(
+            f"make_update: policy_delay={policy_delay} delays TD3's actor update; "
+            f"{type(loss).__name__} has no delayed actor (use policy_delay=1)"
+        )
+    # buffers too: TorchRL's TD3 script builds its Adams from `actor_network_params`, which
+    # holds the actor's buffers (TanhModule's bounds); Adam never steps them (no gradient)
+    owned = {id(t) for t in (*loss.parameters(), *loss.buffers())}
     for index, group in enumerate(optimizer.param_groups):
         for param in group["params"]:
             if id(param) not in owned:
                 raise ValueError(
                     f"make_update: optimizer param_groups[{index}] holds a tensor of shape "
-                    f"{tuple(param.shape)} that is not a parameter of the loss; give an "
-                    f"optimizer over (a subset of) loss.parameters()"
+                    f"{tuple(param.shape)} that is not a parameter or buffer of the loss; give "
+                    f"an optimizer over (a subset of) loss.parameters()"
                 )
         if compile and group.get("differentiable"):
             raise ValueError(

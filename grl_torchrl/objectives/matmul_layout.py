@@ -20,6 +20,8 @@ import torch
 from torch._inductor.custom_graph_pass import CustomGraphPass, get_hash_for_files
 from torch._subclasses.fake_tensor import unset_fake_temporarily
 
+from grl_torchrl.nn._products import is_skinny
+
 __all__ = ["SKINNY_MATMUL_LAYOUT", "SkinnyMatmulLayout", "is_skinny"]
 
 _aten = torch.ops.aten
@@ -29,22 +31,6 @@ _PRODUCTS = {
     _aten.addmm.default: True,  # (bias, a, b)
     _aten.baddbmm.default: True,
 }
-
-
-def is_skinny(rows: int, inner: int, columns: int, *, batched: bool) -> bool:
-    """Whether ``[rows, inner] @ [inner, columns]`` runs faster as its transpose's product.
-
-    The thresholds are where the transposed product was measurably faster on these
-    machines (float32, one thread): at most 8 columns, an inner dimension of 32 or more, 4
-    or more rows per column; a plain matrix-vector product (one column, not batched) is
-    already fast.
-
-    >>> is_skinny(256, 256, 4, batched=False), is_skinny(256, 256, 1, batched=True)
-    (True, True)
-    >>> is_skinny(256, 256, 1, batched=False), is_skinny(256, 4, 4, batched=False)
-    (False, False)
-    """
-    return columns <= 8 and inner >= 32 and rows >= 4 * columns and (batched or columns > 1)
 
 
 class SkinnyMatmulLayout(CustomGraphPass):
