@@ -115,7 +115,8 @@ def make_update(
 class UpdateStep:
     """What :func:`make_update` returns: ``step(batch) -> losses`` (see there).
 
-    ``compiled`` says which of the two updates it runs.
+    ``compiled`` says which of the two updates it runs, ``policy_delay`` how often the actor
+    steps, ``updates`` how many calls it has had.
 
     >>> import torch
     >>> from torchrl.modules import MLP
@@ -415,7 +416,8 @@ def _adam_step(params, grads, state, hyper, decoupled: bool) -> None:
     Written out rather than calling ``torch.optim.adam.adam(capturable=True)``: its bias
     corrections are tensor maths on the step count, which inductor inlines into each
     parameter's elementwise loop, where the C++ compiler cannot hoist them (a ``pow`` per
-    8 floats; 1.6 of the SAC step's 10 ms, measured). Here they come precomputed, one row
+    8 floats: Adam's fused kernel took 1.9 ms of the SAC step under inductor's kernel
+    profiler, 0.7 ms written out). Here they come precomputed, one row
     per parameter (see ``_adam_coefficients``); the update is otherwise Adam's.
     """
     avgs, sqs, maxs, steps, coefficients = state

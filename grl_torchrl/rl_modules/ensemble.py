@@ -140,6 +140,8 @@ def run_stacked_steps(
     (a parameter-free layer applied to all heads at once). A chain of Linear layers each
     optionally followed by ``nn.ReLU`` runs through :class:`StackedLinearReLU`; anything else
     runs op by op under autograd. Both give the same values and gradients, bit for bit.
+    ``skinny_layout=True`` runs the chain through :class:`SkinnyStackedLinearReLU` instead
+    (faster skinny products, the same values to float rounding).
 
     >>> import torch
     >>> w, b = torch.randn(2, 4, 3), torch.randn(2, 4)
