@@ -318,7 +318,7 @@ class UpdateStep:
         losses = self.loss(work)
         out = {key: value.detach() for key, value in losses.items()}
         total = sum(value for key, value in losses.items() if key.startswith("loss_"))
-        self._apply_gradients(total, state)
+        self._apply_gradients(total, state, update_targets=True)
         priority = None
         if self._priority_key is not None and self._priority_key in work.keys(True):
             priority = work.get(self._priority_key).detach()
@@ -334,7 +334,7 @@ class UpdateStep:
         """``_eager_delayed`` as a graph."""
         work = self._work_batch(values, batch_size)
         loss_qvalue, metadata = self.loss.value_loss(work)
-        self._apply_gradients(loss_qvalue, state)
+        self._apply_gradients(loss_qvalue, state, update_targets=False)
         loss_actor = loss_qvalue.new_zeros(())
         if update_actor:
             loss_actor, _ = self.loss.actor_loss(work)
@@ -348,10 +348,9 @@ class UpdateStep:
         # refuses to return the caller's TensorDict mutated from inside the graph
         return batch.copy()
 
-    def _apply_gradients(self, total, state: list[tuple], *, update_targets=None) -> None:
+    def _apply_gradients(self, total, state: list[tuple], *, update_targets: bool) -> None:
         """Adam on the parameters ``total`` reaches (others keep their state, as Adam leaves
-        a parameter without a gradient), then the target update (by default with
-        ``policy_delay=1``)."""
+        a parameter without a gradient), then, with ``update_targets``, the target update."""
         params = [p for group in self._groups for p in group]
         # tensors that do not require grad (buffers an optimiser was given) get no gradient,
         # as in eager, where Adam skips them
@@ -388,8 +387,6 @@ class UpdateStep:
                     hyper,
                     decoupled,
                 )
-            if update_targets is None:
-                update_targets = self.policy_delay == 1
             if update_targets and self._targets:
                 torch._foreach_lerp_(self._targets, self._sources, self._tau)
 
