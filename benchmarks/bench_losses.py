@@ -74,6 +74,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from _common import skip_pandas_probe  # noqa: E402
 
 from grl_torchrl import DoubleQNetwork, EnsembleQNetwork, objectives  # noqa: E402
+from grl_torchrl.allocator import keep_freed_memory  # noqa: E402
 from grl_torchrl.objectives import make_update  # noqa: E402
 from grl_torchrl.rl_modules import ProbabilisticActor as GrlProbabilisticActor  # noqa: E402
 
@@ -426,10 +427,13 @@ def loss_compiled_update(batch_size: int) -> Callable:
 class SBXRunner:
     """SBX's ``train(gradient_steps=updates)`` in ``benchmarks/sbx_worker.py`` (own venv)."""
 
+    keep_freed_memory = False  # passed on to the worker (--keep-freed-memory)
+
     def __init__(self, python: str, algo: str, batch_size: int, updates: int) -> None:
         worker = Path(__file__).with_name("sbx_worker.py")
+        keep = str(int(self.keep_freed_memory))
         self.process = subprocess.Popen(
-            [python, str(worker), algo, str(batch_size), str(updates)],
+            [python, str(worker), algo, str(batch_size), str(updates), keep],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -583,8 +587,17 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="add the compiled variants")
     parser.add_argument("--sbx", default=None, help="a Python with sbx-rl: add SBX's variants")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="grl_torchrl.allocator.keep_freed_memory() in this process and SBX's: "
+        "every contestant alike",
+    )
     args = parser.parse_args()
     skip_pandas_probe()
+    if args.keep_freed_memory and not keep_freed_memory():
+        raise SystemExit("--keep-freed-memory: the C library is not glibc; nothing to set")
+    SBXRunner.keep_freed_memory = args.keep_freed_memory
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     try:

@@ -4,7 +4,8 @@ SBX needs JAX, which the project's venv does not carry; ``bench_losses.py --sbx 
 starts this script with a Python that has ``sbx-rl`` installed (see its docstring) and
 drives it over stdin/stdout so that SBX runs interleaved with the other variants:
 
-* argv: ``algo`` (``sac`` or ``td3``), ``batch_size``, ``updates``;
+* argv: ``algo`` (``sac`` or ``td3``), ``batch_size``, ``updates``, ``keep_freed_memory``
+  (``1``: ``grl_torchrl.allocator.keep_freed_memory()`` first, as in the driving process);
 * it builds the agent as ``bench_losses.sb3_update`` does (Pendulum-v1, 256-256, lr 1e-3,
   a 10k buffer filled by random steps), jit-compiles ``train``, prints ``ready``;
 * each ``run`` line on stdin: one ``model.train(gradient_steps=updates)`` (SBX runs the
@@ -18,6 +19,7 @@ import os
 import sys
 import time
 import warnings
+from pathlib import Path
 
 # one XLA thread, like the one torch thread of the other variants
 os.environ.setdefault(
@@ -27,6 +29,12 @@ os.environ.setdefault(
 
 def main() -> None:
     algo, batch_size, updates = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    if sys.argv[4] == "1":
+        # the SBX venv sees the project's packages but not its editable install
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from grl_torchrl.allocator import keep_freed_memory
+
+        keep_freed_memory()
     import sbx
     from stable_baselines3.common.logger import Logger
 

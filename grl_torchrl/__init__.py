@@ -1,6 +1,6 @@
 """grl_torchrl: GenerativeRL's value networks and gym simulator, native to TorchRL."""
 
-__version__ = "0.4.2"
+__version__ = "0.4.3"
 
 from grl_torchrl import nn, objectives, rl_modules  # noqa: E402
 from grl_torchrl.rl_modules import *  # noqa: E402,F401,F403
