@@ -427,13 +427,12 @@ def loss_compiled_update(batch_size: int) -> Callable:
 class SBXRunner:
     """SBX's ``train(gradient_steps=updates)`` in ``benchmarks/sbx_worker.py`` (own venv)."""
 
-    keep_freed_memory = False  # passed on to the worker (--keep-freed-memory)
-
-    def __init__(self, python: str, algo: str, batch_size: int, updates: int) -> None:
+    def __init__(
+        self, python: str, algo: str, batch_size: int, updates: int, keep_memory: bool
+    ) -> None:
         worker = Path(__file__).with_name("sbx_worker.py")
-        keep = str(int(self.keep_freed_memory))
         self.process = subprocess.Popen(
-            [python, str(worker), algo, str(batch_size), str(updates), keep],
+            [python, str(worker), algo, str(batch_size), str(updates), str(int(keep_memory))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -464,9 +463,17 @@ def timed(update: Callable, n: int) -> tuple[float, float]:
 
 
 def build(
-    groups: list[str], batch_size: int, compile_: bool, sbx: str | None, updates: int
+    groups: list[str],
+    batch_size: int,
+    compile_: bool,
+    sbx: str | None,
+    updates: int,
+    keep_memory: bool,
 ) -> dict[str, tuple[str, Callable]]:
-    """``name: (reference name, run)``; ``run()`` does ``updates`` updates -> (wall, CPU) s."""
+    """``name: (reference name, run)``; ``run()`` does ``updates`` updates -> (wall, CPU) s.
+
+    ``keep_memory``: SBX's worker calls ``keep_freed_memory()`` too (this process already did).
+    """
     variants: dict[str, tuple[str, Callable]] = {}
 
     def add(name: str, ref: str, make: Callable[[], Callable]) -> None:
@@ -481,7 +488,7 @@ def build(
         variants[name] = (ref, lambda: timed(update, updates))
 
     def add_sbx(name: str, ref: str, algo: str) -> None:
-        runner = SBXRunner(sbx, algo, batch_size, updates)
+        runner = SBXRunner(sbx, algo, batch_size, updates, keep_memory)
         RUNNERS.append(runner)
         variants[name] = (ref, runner.run)
 
@@ -597,12 +604,16 @@ def main() -> None:
     skip_pandas_probe()
     if args.keep_freed_memory and not keep_freed_memory():
         raise SystemExit("--keep-freed-memory: the C library is not glibc; nothing to set")
-    SBXRunner.keep_freed_memory = args.keep_freed_memory
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     try:
         variants = build(
-            args.groups.split(","), args.batch_size, args.compile, args.sbx, args.updates
+            args.groups.split(","),
+            args.batch_size,
+            args.compile,
+            args.sbx,
+            args.updates,
+            args.keep_freed_memory,
         )
         torch.set_num_threads(args.threads)
         for _, run in variants.values():  # warm-up: allocator, lazy inits
