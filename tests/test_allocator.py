@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -81,6 +82,6 @@ def test_bad_thresholds_are_refused_before_anything_is_set(
 ) -> None:
     calls = []
     monkeypatch.setattr(allocator, "_glibc_mallopt", lambda: lambda *args: calls.append(args) or 1)
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         keep_freed_memory(**kwargs)
     assert calls == []
