@@ -2,11 +2,12 @@
 
 PyTorch's CPU tensors come from the C library's ``malloc``. glibc hands blocks above its
 *mmap threshold* straight back to the kernel when they are freed, and gives back the free top
-of its heap once it exceeds the *trim threshold*; both start low (128 KiB) and adapt only
-partly. An update step allocates and frees the same large intermediates at every call (a
-10-head REDQ step about 17 MB: ``[10, 256, 256]`` activations and gradients), so the memory
-goes back to the kernel after each step and every page is faulted in and zeroed again at the
-next: measured on these machines, ~4,400 page faults per REDQ step, ~7.5 ms of a 45 ms step.
+of its heap once it exceeds the *trim threshold*; both start at 128 KiB and rise as the process
+frees large blocks, so how much goes back depends on the process's history. An update step
+allocates and frees the same large intermediates at every call (a 10-head REDQ step about
+17 MB: ``[10, 256, 256]`` activations and gradients); where they go back to the kernel, every
+page is faulted in and zeroed again at the next step: measured on these machines, ~4,400 page
+faults per REDQ step, ~7.5 ms of a 45 ms step.
 
 PyTorch has no caching allocator for the CPU (its tuning guide suggests preloading jemalloc
 or tcmalloc, which needs ``LD_PRELOAD`` before the process starts), so
